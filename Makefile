@@ -1,0 +1,156 @@
+# floe — top-level build. Non-recursive: every module is found by wildcard.
+#
+# CC, CPPFLAGS, CFLAGS and LDFLAGS come from the caller (dpkg-buildflags, a
+# cross toolchain, a developer) and are appended to, never replaced.
+
+PKG_CONFIG ?= pkg-config
+INSTALL ?= install
+PYTHON ?= /usr/bin/python3
+CLANG ?= clang
+prefix ?= /usr
+bindir ?= $(prefix)/bin
+sbindir ?= $(prefix)/sbin
+sysconfdir ?= /etc
+DESTDIR ?=
+
+CFLAGS ?= -O2 -g
+FUZZ_TIME ?= 30
+FUZZ_RUNS ?= 0
+
+ifeq ($(SANITIZE),1)
+B ?= build/san
+SAN_FLAGS = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+B ?= build/out
+SAN_FLAGS =
+endif
+
+PKGS = libcbor libzstd libsystemd jansson
+TEST_PKGS = cmocka
+
+# Lazily evaluated: `make check` installs what is missing before these run.
+PKG_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
+TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS))
+TEST_LIBS = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
+
+FLOE_CPPFLAGS = -D_GNU_SOURCE -Ilib -MMD -MP
+FLOE_CFLAGS = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	-Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -fno-strict-aliasing \
+	$(SAN_FLAGS) $(PKG_CFLAGS)
+FLOE_LDFLAGS = $(SAN_FLAGS)
+
+COMPILE = $(CC) $(FLOE_CPPFLAGS) $(CPPFLAGS) $(CFLAGS) $(FLOE_CFLAGS)
+LINK = $(CC) $(CFLAGS) $(FLOE_CFLAGS) $(LDFLAGS) $(FLOE_LDFLAGS)
+
+LIB_SRC = $(wildcard lib/*.c)
+LIB_OBJ = $(LIB_SRC:%.c=$(B)/%.o)
+LIBFLOE = $(B)/libfloe.a
+
+TOOLS = $(B)/floe-batch
+BINS = $(TOOLS)
+
+UNIT_SRC = $(wildcard tests/unit/test-*.c)
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+UNIT_HELPER_SRC = $(wildcard tests/unit/helper-*.c)
+UNIT_HELPER_OBJ = $(UNIT_HELPER_SRC:%.c=$(B)/%.o)
+
+FUZZ_SRC = $(wildcard tests/fuzz/fuzz-*.c)
+FUZZ_REPLAY = $(FUZZ_SRC:tests/fuzz/%.c=$(B)/tests/replay-%)
+FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+
+BENCH_SRC = $(wildcard tests/bench/bench-*.c)
+BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
+
+.PHONY: all check unit system lint fuzz bench demo install clean deps \
+	check-build replay
+.DELETE_ON_ERROR:
+
+all: $(LIBFLOE) $(BINS)
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(COMPILE) -c -o $@ $<
+
+$(LIBFLOE): $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/floe-batch: $(B)/tools/floe-batch.o $(LIBFLOE)
+	$(LINK) -o $@ $^ $(PKG_LIBS) -lm
+
+# Unit tests: one cmocka binary per tests/unit/test-<module>.c.
+$(B)/tests/%.o: tests/unit/%.c
+	@mkdir -p $(dir $@)
+	$(COMPILE) $(TEST_CFLAGS) -c -o $@ $<
+
+$(B)/tests/test-%: $(B)/tests/test-%.o $(UNIT_HELPER_OBJ) $(LIBFLOE)
+	$(LINK) -o $@ $^ $(TEST_LIBS) $(PKG_LIBS) -lm
+
+# Fuzz harnesses replayed over their seed corpus by a plain driver (make check).
+$(B)/tests/replay-%: tests/fuzz/%.c tests/fuzz/replay.c $(LIBFLOE)
+	@mkdir -p $(dir $@)
+	$(COMPILE) -o $@ tests/fuzz/$*.c tests/fuzz/replay.c $(LIBFLOE) \
+		$(LDFLAGS) $(FLOE_LDFLAGS) $(PKG_LIBS) -lm
+
+$(B)/bench/%: tests/bench/%.c $(LIBFLOE)
+	@mkdir -p $(dir $@)
+	$(COMPILE) -o $@ $< $(LIBFLOE) $(LDFLAGS) $(FLOE_LDFLAGS) $(PKG_LIBS) -lm
+
+deps:
+	@scripts/install-deps --if-needed
+
+check-build: $(LIBFLOE) $(BINS) $(UNIT_BIN) $(FUZZ_REPLAY)
+
+# `check` first makes sure every dependency is present, then builds and runs
+# unit tests, fuzz-corpus replays and the system tests against real servers.
+check: deps
+	@$(MAKE) --no-print-directory check-build
+	@$(MAKE) --no-print-directory unit replay system
+
+unit: $(UNIT_BIN)
+	@scripts/run-unit $(UNIT_BIN)
+
+replay: $(FUZZ_REPLAY)
+	@set -e; for r in $(FUZZ_REPLAY); do \
+		n=$${r##*/replay-fuzz-}; echo "replay $$n"; \
+		$$r tests/fuzz/corpus/$$n; done
+
+system: $(BINS)
+	FLOE_BIN=$(CURDIR)/$(B) $(PYTHON) -m pytest -q -p no:cacheprovider tests/system
+
+# libFuzzer with clang: lib/ is rebuilt instrumented under build/fuzz.
+FUZZ_CFLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -Ilib -Wall -Wextra -Werror \
+	-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all $(PKG_CFLAGS)
+FUZZ_LIB_OBJ = $(LIB_SRC:%.c=build/fuzz/%.o)
+
+build/fuzz/lib/%.o: lib/%.c
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) -c -o $@ $<
+
+build/fuzz/fuzz-%: tests/fuzz/fuzz-%.c $(FUZZ_LIB_OBJ)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
+
+fuzz: deps
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+	@scripts/run-fuzz $(FUZZ_TIME) $(FUZZ_RUNS) $(FUZZ_BIN)
+
+bench: deps
+	@$(MAKE) --no-print-directory B=build/bench SANITIZE= $(BENCH_SRC:tests/bench/%.c=build/bench/bench/%) build/bench/floe-batch
+	@scripts/run-bench build/bench
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo $(B)
+
+lint:
+	@scripts/lint
+
+install: all
+	$(INSTALL) -d $(DESTDIR)$(bindir)
+	$(INSTALL) -m 0755 $(TOOLS) $(DESTDIR)$(bindir)/
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)
