@@ -453,20 +453,24 @@ static int bad_varint(struct floe_wire_error *err, const char *what, uint32_t ro
 static int decode_series(struct floe_wire_error *err, const struct fields *f, struct floe_batch *b)
 {
         const struct bytes *c = &f->series;
+        int64_t si = 0, mi = 0;
         size_t pos = 0;
 
         while (pos < c->len) {
-                uint64_t si, mi;
+                uint64_t ds, dm;
                 uint32_t idx;
                 bool added;
                 int ret;
 
-                if (floe_varint_get(c->p, c->len, &pos, &si) < 0 ||
-                    floe_varint_get(c->p, c->len, &pos, &mi) < 0)
+                if (floe_varint_get(c->p, c->len, &pos, &ds) < 0 ||
+                    floe_varint_get(c->p, c->len, &pos, &dm) < 0)
                         return bad_varint(err, "series", b->nseries);
-                if (si >= b->sensors.n || mi >= b->metrics.n)
+                /* indexes are below 2^32, so a delta beyond that is out of range anyway */
+                si = ds > UINT32_MAX * 2ULL ? -1 : si + floe_unzigzag(ds);
+                mi = dm > UINT32_MAX * 2ULL ? -1 : mi + floe_unzigzag(dm);
+                if (si < 0 || mi < 0 || si >= b->sensors.n || mi >= b->metrics.n)
                         return floe_wire_fail(err, FLOE_WIRE_BAD_INDEX,
-                                              "series[%u]: (%" PRIu64 ", %" PRIu64
+                                              "series[%u]: (%" PRId64 ", %" PRId64
                                               ") outside %u sensors, %u metrics",
                                               b->nseries, si, mi, b->sensors.n, b->metrics.n);
                 if (b->nseries >= b->lim.max_series)

@@ -330,8 +330,12 @@ static void put_series(struct wbuf *w, const struct floe_batch *b)
         put_key(w, "series");
         start = bstr_begin(w);
         for (uint32_t i = 0; i < b->nseries; i++) {
-                w->len += floe_varint_put(w->p + w->len, b->series[i].sensor);
-                w->len += floe_varint_put(w->p + w->len, b->series[i].metric);
+                const struct floe_series *p = i ? &b->series[i - 1] : &(struct floe_series){0};
+
+                w->len += floe_varint_put(w->p + w->len, floe_zigzag((int64_t)b->series[i].sensor -
+                                                                     (int64_t)p->sensor));
+                w->len += floe_varint_put(w->p + w->len, floe_zigzag((int64_t)b->series[i].metric -
+                                                                     (int64_t)p->metric));
         }
         bstr_end(w, start);
 
@@ -422,7 +426,7 @@ int floe_wire_encode_raw(struct floe_wire_encoder *e, const struct floe_batch *b
         if (r < 0)
                 return r;
         bound = 512 + dict_bound(&b->sensors) + dict_bound(&b->metrics) +
-                (size_t)b->nseries * 2 * 5 + 9 + rows * (5 + FLOE_VARINT_MAX) + 18;
+                (size_t)b->nseries * 2 * 10 + 9 + rows * (5 + FLOE_VARINT_MAX) + 18;
         if (b->kind == FLOE_KIND_EVENTS)
                 bound += dcol_bound(b) + dict_bound(&b->texts) + rows * 5 + 32;
         else

@@ -13,7 +13,7 @@
 
 #define FLOE_WIRE_SCALE_MAX     15
 #define FLOE_WIRE_SCALE_F64     255
-#define FLOE_WIRE_LEVEL_DEFAULT 3
+#define FLOE_WIRE_LEVEL_DEFAULT 1
 
 /* Why a decoder rejected a batch. Stable names: they appear in counters and
  * dead-letter records. */

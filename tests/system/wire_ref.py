@@ -120,8 +120,11 @@ def decode_map(raw):
             raise Rejected("unknown key " + k)
     rows = m["rows"]
     sensors, metrics = m["sensors"], m["metrics"]
-    pairs = varints(m["series"])
-    series = list(zip(pairs[0::2], pairs[1::2]))
+    deltas = [unzigzag(d) for d in varints(m["series"])]
+    series, si, mi = [], 0, 0
+    for ds, dm in zip(deltas[0::2], deltas[1::2]):
+        si, mi = si + ds, mi + dm
+        series.append((si, mi))
     row_series, prev = [], 0
     for d in varints(m["s"]):
         prev += unzigzag(d)

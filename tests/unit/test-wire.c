@@ -603,6 +603,7 @@ enum spoil {
         EMPTY_SENSOR,
         SERIES_INDEX,
         DUP_SERIES,
+        SERIES_NEGATIVE,
         ROW_INDEX,
         S_SHORT,
         S_LONG,
@@ -695,11 +696,13 @@ static void build(struct cb *c, enum spoil sp)
         cb_str(c, "m0");
         cb_str(c, "series");
         if (sp == SERIES_INDEX)
-                cb_bytes(c, "\x00\x00\x02\x00", 4);
+                cb_bytes(c, "\x00\x00\x04\x00", 4); /* (0,0) (2,0) */
         else if (sp == DUP_SERIES)
                 cb_bytes(c, "\x00\x00\x00\x00", 4);
+        else if (sp == SERIES_NEGATIVE)
+                cb_bytes(c, "\x00\x00\x01\x00", 4); /* (0,0) (-1,0) */
         else
-                cb_bytes(c, "\x00\x00\x01\x00", 4);
+                cb_bytes(c, "\x00\x00\x02\x00", 4); /* (0,0) (1,0) */
         cb_str(c, "s");
         if (sp == ROW_INDEX)
                 cb_bytes(c, "\x00\x04\x01", 3);
@@ -799,6 +802,7 @@ static void test_handbuilt_rejections(void **state)
                 {EMPTY_SENSOR, FLOE_WIRE_BAD_STRING, -EBADMSG},
                 {SERIES_INDEX, FLOE_WIRE_BAD_INDEX, -EBADMSG},
                 {DUP_SERIES, FLOE_WIRE_DUPLICATE_ENTRY, -EBADMSG},
+                {SERIES_NEGATIVE, FLOE_WIRE_BAD_INDEX, -EBADMSG},
                 {ROW_INDEX, FLOE_WIRE_BAD_INDEX, -EBADMSG},
                 {S_SHORT, FLOE_WIRE_COLUMN_LENGTH, -EBADMSG},
                 {S_LONG, FLOE_WIRE_COLUMN_LENGTH, -EBADMSG},
