@@ -12,6 +12,7 @@
 
 #include "floe-alloc.h"
 #include "floe-batch.h"
+#include "floe-config.h"
 #include "floe-ndjson.h"
 #include "floe-wire.h"
 
@@ -31,40 +32,10 @@ static void usage(FILE *f)
                 "\n"
                 "encode reads NDJSON rows and writes one batch (docs/wire-format.md);\n"
                 "decode prints a batch as NDJSON; stat prints its header and sizes.\n"
-                "LIMITS: --max-compressed N --max-decompressed N --max-rows N\n"
+                "LIMITS: --max-compressed SIZE --max-decompressed SIZE --max-rows N\n"
                 "        --max-dict N --max-series N --max-name N --max-text N\n"
                 "Exit status: 0 ok, 1 input rejected, 2 usage or I/O error.\n",
                 prog, prog, prog);
-}
-
-static int parse_u64(const char *s, uint64_t *ret)
-{
-        char *end;
-        unsigned long long v;
-
-        if (!s || !*s || *s == '-')
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, 0);
-        if (errno || *end)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
-static int parse_i64(const char *s, int64_t *ret)
-{
-        char *end;
-        long long v;
-
-        if (!s || !*s)
-                return -EINVAL;
-        errno = 0;
-        v = strtoll(s, &end, 10);
-        if (errno || *end)
-                return -EINVAL;
-        *ret = v;
-        return 0;
 }
 
 static int64_t now_us(void)
@@ -185,8 +156,13 @@ static int set_limit(int opt, const char *arg, struct floe_wire_limits *lim)
 {
         uint64_t v;
 
-        if (parse_u64(arg, &v) < 0 || v == 0)
+        /* sizes take units ("4MiB"), counts are plain numbers */
+        if (opt == OPT_MAX_COMPRESSED || opt == OPT_MAX_DECOMPRESSED) {
+                if (floe_parse_size(arg, &v) < 0 || v == 0 || v > SIZE_MAX)
+                        return -EINVAL;
+        } else if (floe_parse_uint64(arg, &v) < 0 || v == 0) {
                 return -EINVAL;
+        }
         switch (opt) {
         case OPT_MAX_COMPRESSED:
                 lim->max_compressed = v;
@@ -232,18 +208,18 @@ static int parse_args(int argc, char **argv, struct args *a)
                                 r = -EINVAL;
                         break;
                 case OPT_EPOCH:
-                        r = parse_u64(optarg, &a->epoch);
+                        r = floe_parse_uint64(optarg, &a->epoch);
                         a->epoch_set = true;
                         break;
                 case OPT_SEQ:
-                        r = parse_u64(optarg, &a->seq);
+                        r = floe_parse_uint64(optarg, &a->seq);
                         break;
                 case OPT_CREATED:
-                        r = parse_i64(optarg, &a->created);
+                        r = floe_parse_int64(optarg, &a->created);
                         a->created_set = true;
                         break;
                 case OPT_LEVEL:
-                        r = parse_i64(optarg, &v);
+                        r = floe_parse_int64(optarg, &v);
                         if (r == 0 && (v < 1 || v > 22))
                                 r = -ERANGE;
                         a->level = (int)v;
@@ -492,7 +468,7 @@ static int cmd_stat(struct args *a, int n, char **files)
                         printf("%-12s %zu (zstd ratio %.2f)\n", "cbor bytes", rawlen,
                                len ? (double)rawlen / (double)len : 0.0);
                 if (b->nrows)
-                        printf("%-12s %.3f\n", "bytes/row", (double)len / b->nrows);
+                        printf("%-12s %.3f\n", "bytes/event", (double)len / b->nrows);
         }
         floe_batch_free(b);
         floe_wire_decoder_free(dec);

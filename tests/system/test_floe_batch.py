@@ -135,7 +135,7 @@ def test_stat(floe_bin, tmp_path):
     assert r.returncode == 0, r.stderr.decode()
     out = r.stdout.decode()
     for needle in ("identity     acme.gw-0001", "epoch        77", "seq          5",
-                   "rows         3002", "kind         events", "wire bytes", "bytes/row"):
+                   "rows         3002", "kind         events", "wire bytes", "bytes/event"):
         assert needle in out, out
 
 
