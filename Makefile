@@ -25,7 +25,7 @@ B ?= build/out
 SAN_FLAGS =
 endif
 
-PKGS = libcbor libzstd libsystemd jansson
+PKGS = libcbor libzstd libsystemd jansson libmosquitto openssl
 TEST_PKGS = cmocka
 
 # Lazily evaluated: `make check` installs what is missing before these run.
@@ -34,7 +34,7 @@ PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
 TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS))
 TEST_LIBS = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
 
-FLOE_CPPFLAGS = -D_GNU_SOURCE -Ilib -MMD -MP
+FLOE_CPPFLAGS = -D_GNU_SOURCE -Ilib -Iagent -Iboard -MMD -MP
 FLOE_CFLAGS = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -fno-strict-aliasing \
 	$(SAN_FLAGS) $(PKG_CFLAGS)
@@ -47,8 +47,15 @@ LIB_SRC = $(wildcard lib/*.c)
 LIB_OBJ = $(LIB_SRC:%.c=$(B)/%.o)
 LIBFLOE = $(B)/libfloe.a
 
+# agent/ and board/ become libagent.a (everything but main.c) so unit tests
+# can link the agent's modules.
+AGENT_SRC = $(filter-out agent/main.c,$(wildcard agent/*.c board/*.c))
+AGENT_OBJ = $(AGENT_SRC:%.c=$(B)/%.o)
+LIBAGENT = $(B)/libagent.a
+
 TOOLS = $(B)/floe-batch
-BINS = $(TOOLS)
+DAEMONS = $(if $(wildcard agent/main.c),$(B)/floe-agent)
+BINS = $(TOOLS) $(DAEMONS)
 
 UNIT_SRC = $(wildcard tests/unit/test-*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
@@ -66,7 +73,7 @@ BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 	check-build replay
 .DELETE_ON_ERROR:
 
-all: $(LIBFLOE) $(BINS)
+all: $(LIBFLOE) $(LIBAGENT) $(BINS)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -76,7 +83,14 @@ $(LIBFLOE): $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
+$(LIBAGENT): $(AGENT_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
 $(B)/floe-batch: $(B)/tools/floe-batch.o $(LIBFLOE)
+	$(LINK) -o $@ $^ $(PKG_LIBS) -lm
+
+$(B)/floe-agent: $(B)/agent/main.o $(LIBAGENT) $(LIBFLOE)
 	$(LINK) -o $@ $^ $(PKG_LIBS) -lm
 
 # Unit tests: one cmocka binary per tests/unit/test-<module>.c.
@@ -84,23 +98,23 @@ $(B)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(dir $@)
 	$(COMPILE) $(TEST_CFLAGS) -c -o $@ $<
 
-$(B)/tests/test-%: $(B)/tests/test-%.o $(UNIT_HELPER_OBJ) $(LIBFLOE)
+$(B)/tests/test-%: $(B)/tests/test-%.o $(UNIT_HELPER_OBJ) $(LIBAGENT) $(LIBFLOE)
 	$(LINK) -o $@ $^ $(TEST_LIBS) $(PKG_LIBS) -lm
 
 # Fuzz harnesses replayed over their seed corpus by a plain driver (make check).
-$(B)/tests/replay-%: tests/fuzz/%.c tests/fuzz/replay.c $(LIBFLOE)
+$(B)/tests/replay-%: tests/fuzz/%.c tests/fuzz/replay.c $(LIBAGENT) $(LIBFLOE)
 	@mkdir -p $(dir $@)
-	$(COMPILE) -o $@ tests/fuzz/$*.c tests/fuzz/replay.c $(LIBFLOE) \
+	$(COMPILE) -o $@ tests/fuzz/$*.c tests/fuzz/replay.c $(LIBAGENT) $(LIBFLOE) \
 		$(LDFLAGS) $(FLOE_LDFLAGS) $(PKG_LIBS) -lm
 
-$(B)/bench/%: tests/bench/%.c $(LIBFLOE)
+$(B)/bench/%: tests/bench/%.c $(LIBAGENT) $(LIBFLOE)
 	@mkdir -p $(dir $@)
-	$(COMPILE) -o $@ $< $(LIBFLOE) $(LDFLAGS) $(FLOE_LDFLAGS) $(PKG_LIBS) -lm
+	$(COMPILE) -o $@ $< $(LIBAGENT) $(LIBFLOE) $(LDFLAGS) $(FLOE_LDFLAGS) $(PKG_LIBS) -lm
 
 deps:
 	@scripts/install-deps --if-needed
 
-check-build: $(LIBFLOE) $(BINS) $(UNIT_BIN) $(FUZZ_REPLAY)
+check-build: $(LIBFLOE) $(LIBAGENT) $(BINS) $(UNIT_BIN) $(FUZZ_REPLAY)
 
 # `check` first makes sure every dependency is present, then builds and runs
 # unit tests, fuzz-corpus replays and the system tests against real servers.
@@ -120,11 +134,11 @@ system: $(BINS)
 	FLOE_BIN=$(CURDIR)/$(B) $(PYTHON) -m pytest -q -p no:cacheprovider tests/system
 
 # libFuzzer with clang: lib/ is rebuilt instrumented under build/fuzz.
-FUZZ_CFLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -Ilib -Wall -Wextra -Werror \
+FUZZ_CFLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -Ilib -Iagent -Iboard -Wall -Wextra -Werror \
 	-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all $(PKG_CFLAGS)
-FUZZ_LIB_OBJ = $(LIB_SRC:%.c=build/fuzz/%.o)
+FUZZ_LIB_OBJ = $(LIB_SRC:%.c=build/fuzz/%.o) $(AGENT_SRC:%.c=build/fuzz/%.o)
 
-build/fuzz/lib/%.o: lib/%.c
+build/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CLANG) $(FUZZ_CFLAGS) -c -o $@ $<
 
