@@ -13,6 +13,12 @@ FLOE_BIN=<dir with the built binaries>.
   pytest.mark.parametrize(..., indirect=True, scope="module")).
 - mosquitto_factory: start(**same keys, name=...) for tests that need several brokers.
 - floe_bin: floe_bin("floe-batch") -> path of a built binary.
+- tls_broker: mosquitto with the central broker's mTLS device listener (DESIGN.md "Identity
+  and topics") and its own test PKI (pki.py); see TlsBroker. Parametrise indirectly with
+  keys persistence (bool), tls_extra (lines for the TLS listener), acl_extra (ACL lines).
+  tls_broker_module: one per test module (revocations then last for the whole module).
+- consumer: a consumer.Consumer (the floe-uploader stand-in) connected to tls_broker with
+  the service certificate.
 
 A failing test gets the log of every broker still running attached to its report.
 """
@@ -199,6 +205,174 @@ class MosquittoFactory:
     def close(self):
         for broker in reversed(self.brokers):
             broker.stop()
+
+
+DEVICE_ACL = """\
+# written by tests/system/conftest.py: DESIGN.md "Identity and topics"
+# devices: username = client id = certificate CN = <tenant>.<device>
+pattern write floe/v1/%u/batch
+pattern read floe/v1/%u/ack
+pattern write floe/v1/%u/status
+
+# the uploader's service identity
+user floe-uploader
+topic read floe/v1/+/batch
+topic write floe/v1/+/ack
+topic read floe/v1/+/status
+"""
+
+
+class TlsBroker:
+    """mosquitto as the central broker: an mTLS device listener on host:port and a plain
+    anonymous listener on host:plain_port for local test tools, per_listener_settings true.
+
+    The TLS listener trusts root + device-issuing intermediate, checks the intermediate's
+    CRL, requires a client certificate, takes the CN as username and client id, allows
+    TLS 1.2 and later, and applies DEVICE_ACL. Certificates come from self.pki (pki.PKI):
+    device(identity) and service give pki.Credentials (cert = chain file, key, ca, .tls for
+    paho/floe_mqtt); ca is the root that clients verify the broker with.
+    """
+
+    def __init__(self, workdir, persistence=False, tls_extra="", acl_extra=""):
+        from pki import PKI
+
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.pki = PKI(self.workdir / "pki")
+        self.acl_path = self.workdir / "acl.conf"
+        self.acl_path.write_text(DEVICE_ACL + (acl_extra.strip("\n") + "\n" if acl_extra else ""))
+        self.tls_extra = tls_extra
+        self.port = None  # chosen on the first start, kept across restarts
+        self.broker = Mosquitto(self.workdir, persistence=persistence, anonymous=True,
+                                conf_global="per_listener_settings true")
+        self.host = self.broker.host
+        self.reloads = 0
+
+    def __repr__(self):
+        return f"<TlsBroker {self.host}:{self.port} plain={self.plain_port} pid={self.pid}>"
+
+    # attributes of the underlying broker
+    plain_port = property(lambda self: self.broker.port)
+    pid = property(lambda self: self.broker.pid)
+    running = property(lambda self: self.broker.running)
+    conf_path = property(lambda self: self.broker.conf_path)
+    log_path = property(lambda self: self.broker.log_path)
+    ca = property(lambda self: self.pki.ca, doc="root CA file: what clients verify us with")
+
+    @property
+    def service(self):
+        """Credentials of the uploader's service identity (CN=floe-uploader)."""
+        return self.pki.service()
+
+    def device(self, identity, validity="valid", strict=True):
+        """Credentials for a device identity, issued on first use (pki.PKI.device)."""
+        return self.pki.device(identity, validity=validity, strict=strict)
+
+    def consumer(self, **kwargs):
+        """A consumer.Consumer with the service certificate, to use as a context manager."""
+        from consumer import Consumer
+
+        s = self.service
+        return Consumer(self.host, self.port, s.ca, s.cert, s.key, **kwargs)
+
+    def tls_listener(self):
+        p = self.pki
+        lines = [f"listener {self.port} {self.host}", "allow_anonymous false",
+                 f"cafile {p.broker_cafile}", f"certfile {p.server_cert}",
+                 f"keyfile {p.server_key}", f"crlfile {p.crl}", "require_certificate true",
+                 "use_identity_as_username true", "use_username_as_clientid true",
+                 "tls_version tlsv1.2", f"acl_file {self.acl_path}"]
+        if self.tls_extra:
+            lines.append(self.tls_extra.strip("\n"))
+        return "\n".join(lines)
+
+    def start(self, timeout=START_TIMEOUT):
+        first = self.port is None
+        for attempt in range(3):
+            if first:
+                self.port = free_port()
+            self.broker.conf_extra = self.tls_listener()
+            try:
+                self.broker.start(timeout=timeout)
+                break
+            except pytest.fail.Exception as e:
+                # free_port() raced with another process for the TLS port: take another.
+                if not (first and attempt < 2 and "Address already in use" in str(e)):
+                    raise
+        # mosquitto opens every listener before it logs "running" (or exits): no TLS probe,
+        # which would only leave a failed handshake in the log.
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
+        self.broker.stop(sig=sig, timeout=timeout)
+
+    def kill(self):
+        self.broker.kill()
+
+    def restart(self, timeout=START_TIMEOUT):
+        self.stop()
+        return self.start(timeout=timeout)
+
+    def reload(self, timeout=START_TIMEOUT):
+        """SIGHUP: mosquitto re-reads the ACL file, certificates and CRL. Returns once the
+        broker logged the reload; it handles no connection in between (one thread)."""
+        if not self.running:
+            return
+        marker = f"--- start #{self.broker.starts} ---"
+        before = self.log_text().rsplit(marker, 1)[-1].count("Reloading config.")
+        self.broker.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while self.log_text().rsplit(marker, 1)[-1].count("Reloading config.") <= before:
+            if not self.running or time.monotonic() > deadline:
+                pytest.fail(f"mosquitto did not reload on SIGHUP:\n{self.log_tail()}",
+                            pytrace=False)
+            time.sleep(0.01)
+        self.reloads += 1
+
+    def revoke(self, identity):
+        """Revoke identity's certificates, rewrite the CRL and make the broker load it.
+        Connections already open stay open (mosquitto checks certificates at handshake)."""
+        serials = self.pki.revoke(identity)
+        self.reload()
+        return serials
+
+    def log_text(self):
+        return self.broker.log_text()
+
+    def log_tail(self, lines=LOG_TAIL_LINES):
+        return self.broker.log_tail(lines)
+
+
+def _tls_params(request):
+    params = getattr(request, "param", None) or {}
+    if not isinstance(params, dict):
+        raise TypeError("parametrise tls_broker with a dict of TlsBroker arguments")
+    return params
+
+
+@pytest.fixture
+def tls_broker(request, tmp_path):
+    broker = TlsBroker(tmp_path / "tls-broker", **_tls_params(request))
+    try:
+        yield broker.start()
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="module")
+def tls_broker_module(request, tmp_path_factory):
+    broker = TlsBroker(tmp_path_factory.mktemp("tls-broker-module"), **_tls_params(request))
+    try:
+        yield broker.start()
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def consumer(tls_broker):
+    """The uploader stand-in, subscribed to floe/v1/+/batch on tls_broker."""
+    with tls_broker.consumer() as c:
+        yield c
 
 
 def _broker_params(request):

@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* floe-agent: the gateway daemon, its configuration check and its status. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent.h"
+#include "floe-log.h"
+
+#ifndef FLOE_VERSION
+#define FLOE_VERSION "0.1.0"
+#endif
+
+static void usage(FILE *f)
+{
+        fprintf(f, "Usage: floe-agent [--config FILE]          run the agent\n"
+                   "       floe-agent --check-config [--config FILE]\n"
+                   "       floe-agent status [--config FILE]    what the running agent reports\n"
+                   "       floe-agent --version\n"
+                   "The configuration is FILE (default " AGENT_CONFIG_DEFAULT
+                   ") and FILE.d/*.conf.\n");
+}
+
+struct metric {
+        char name[96];
+        char labels[160];
+        double v;
+};
+
+/* Reads the agent's textfile-collector file: "name{labels} value" lines. */
+static int read_metrics(const char *path, struct metric *m, size_t max, size_t *ret_n)
+{
+        FILE *f = fopen(path, "re");
+        char line[512];
+        size_t n = 0;
+
+        if (!f)
+                return -errno;
+        while (n < max && fgets(line, sizeof(line), f)) {
+                char *sp, *brace;
+
+                if (line[0] == '#' || !(sp = strrchr(line, ' ')))
+                        continue;
+                *sp = '\0';
+                m[n].v = strtod(sp + 1, NULL);
+                m[n].labels[0] = '\0';
+                brace = strchr(line, '{');
+                if (brace) {
+                        *brace = '\0';
+                        snprintf(m[n].labels, sizeof(m[n].labels), "%.159s", brace + 1);
+                        m[n].labels[strcspn(m[n].labels, "}")] = '\0';
+                }
+                snprintf(m[n].name, sizeof(m[n].name), "%.95s", line);
+                n++;
+        }
+        fclose(f);
+        *ret_n = n;
+        return 0;
+}
+
+static double get(const struct metric *m, size_t n, const char *name, const char *labels)
+{
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(m[i].name, name) == 0 && (!labels || strcmp(m[i].labels, labels) == 0))
+                        return m[i].v;
+        return -1;
+}
+
+static int cmd_status(const char *config)
+{
+        static struct metric m[256];
+        struct floe_config *cfg;
+        struct agent_settings s;
+        char when[64] = "never";
+        double last, days;
+        size_t n = 0;
+        int r;
+
+        if (agent_load_config(config, &cfg, &s) < 0)
+                return 1;
+        r = read_metrics(s.metrics_file, m, 256, &n);
+        if (r < 0) {
+                fprintf(stderr, "floe-agent: %s: %s (is the agent running?)\n", s.metrics_file,
+                        strerror(-r));
+                floe_config_free(cfg);
+                return 1;
+        }
+        last = get(m, n, "floe_agent_last_ack_timestamp_seconds", NULL);
+        if (last > 0) {
+                time_t t = (time_t)last;
+                struct tm tm;
+
+                if (gmtime_r(&t, &tm))
+                        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm);
+        }
+        printf("%-26s %s\n", "identity", s.identity);
+        printf("%-26s %s\n", "uplink",
+               get(m, n, "floe_agent_uplink_connected", NULL) > 0 ? "connected" : "disconnected");
+        printf("%-26s %s:%" PRId64 "\n", "broker", s.uplink_host, s.uplink_port);
+        printf("%-26s %.0f batches, %.0f events, %.0f bytes\n", "outbox queue",
+               get(m, n, "floe_agent_outbox_batches", NULL),
+               get(m, n, "floe_agent_outbox_events", NULL),
+               get(m, n, "floe_agent_outbox_bytes", NULL));
+        printf("%-26s %.0f batches (%.0f events) dropped, %.0f rejected\n", "outbox drops",
+               get(m, n, "floe_agent_outbox_dropped_batches_total", NULL),
+               get(m, n, "floe_agent_outbox_dropped_events_total", NULL),
+               get(m, n, "floe_agent_outbox_rejected_batches_total", NULL));
+        printf("%-26s %.0f accepted, %.0f refused (ring full)\n", "readings",
+               get(m, n, "floe_agent_readings_accepted_total", NULL),
+               get(m, n, "floe_agent_ring_full_total", NULL));
+        printf("%-26s %.0f late, %.0f implausible timestamps\n", "windows",
+               get(m, n, "floe_agent_late_total", NULL),
+               get(m, n, "floe_agent_implausible_total", NULL));
+        printf("%-26s %.0f sent, %.0f resent, %.0f acked, %.0f duplicates, %.0f rejected\n",
+               "batches", get(m, n, "floe_agent_uplink_sent_total", NULL),
+               get(m, n, "floe_agent_uplink_resent_total", NULL),
+               get(m, n, "floe_agent_uplink_acked_total", NULL),
+               get(m, n, "floe_agent_uplink_duplicates_total", NULL),
+               get(m, n, "floe_agent_uplink_rejected_total", NULL));
+        printf("%-26s %s\n", "last ack", when);
+        days = get(m, n, "floe_agent_certificate_days_left", NULL);
+        if (days != -1)
+                printf("%-26s %.1f days\n", "certificate expires in", days);
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(m[i].name, "floe_agent_payloads_rejected_total") == 0 && m[i].v > 0)
+                        printf("%-26s %.0f (%s)\n", "payloads refused", m[i].v, m[i].labels);
+        floe_config_free(cfg);
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        static const struct option opts[] = {
+                {"config", required_argument, NULL, 'c'},
+                {"check-config", no_argument, NULL, 'C'},
+                {"version", no_argument, NULL, 'V'},
+                {"help", no_argument, NULL, 'h'},
+                {0},
+        };
+        const char *config = AGENT_CONFIG_DEFAULT;
+        bool check = false;
+        struct agent *a;
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'c':
+                        config = optarg;
+                        break;
+                case 'C':
+                        check = true;
+                        break;
+                case 'V':
+                        printf("floe-agent %s\n", FLOE_VERSION);
+                        return 0;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return 2;
+                }
+        }
+        floe_log_open("floe-agent");
+        if (optind < argc) {
+                if (strcmp(argv[optind], "status") == 0 && optind + 1 == argc)
+                        return cmd_status(config);
+                usage(stderr);
+                return 2;
+        }
+        if (check) {
+                struct floe_config *cfg;
+                struct agent_settings s;
+
+                if (agent_load_config(config, &cfg, &s) < 0)
+                        return 1;
+                printf("%s: configuration valid (identity %s, board %s)\n", config, s.identity,
+                       s.board);
+                floe_config_free(cfg);
+                return 0;
+        }
+        r = agent_new(config, &a);
+        if (r < 0)
+                return 1;
+        r = agent_run(a);
+        agent_free(a);
+        return r;
+}

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#pragma once
+
+/*
+ * One MQTT v5 connection driven by the agent's sd-event loop: libmosquitto
+ * without its own thread or loop. Reconnects with capped full-jitter
+ * exponential backoff. Used for the local broker (ingest) and the central
+ * broker (uplink, mutual TLS).
+ */
+
+#include <mosquitto.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+struct agent_mqtt_opts {
+        const char *name; /* for logs: "local", "uplink" */
+        const char *host;
+        int port;
+        const char *client_id; /* NULL: the broker assigns (or the certificate decides) */
+        int keepalive_s;
+        /* A persistent session needs the v5 Session Expiry property, which
+         * libmosquitto 2.0 sends only from its blocking connect: use it only
+         * for loopback brokers, where connecting cannot hang. */
+        bool persistent;
+        uint32_t session_expiry_s;
+        /* mutual TLS: all three set, or none */
+        const char *ca_file;
+        const char *cert_file;
+        const char *key_file;
+        uint64_t backoff_min_us;
+        uint64_t backoff_max_us;
+        uint16_t receive_max; /* incoming QoS>0 in flight */
+        uint16_t send_max;    /* outgoing QoS>0 in flight */
+};
+
+struct agent_mqtt_callbacks {
+        /* rc is the CONNACK reason code; 0 = connected */
+        void (*on_connect)(void *ud, int rc);
+        void (*on_disconnect)(void *ud, int rc);
+        void (*on_message)(void *ud, const struct mosquitto_message *msg,
+                           const mosquitto_property *props);
+        /* PUBACK for our QoS 1 publish `mid`, with the v5 reason code */
+        void (*on_publish)(void *ud, int mid, int reason);
+};
+
+struct agent_mqtt;
+
+int agent_mqtt_new(sd_event *e, const struct agent_mqtt_opts *o,
+                   const struct agent_mqtt_callbacks *cb, void *ud, struct agent_mqtt **ret);
+struct agent_mqtt *agent_mqtt_free(struct agent_mqtt *m);
+
+/* Connect now (and keep reconnecting until stopped). */
+int agent_mqtt_start(struct agent_mqtt *m);
+/* Send DISCONNECT and stop reconnecting. */
+void agent_mqtt_stop(struct agent_mqtt *m);
+/* Drop the connection and reconnect at once, re-reading TLS files. */
+void agent_mqtt_reconnect(struct agent_mqtt *m);
+
+bool agent_mqtt_connected(const struct agent_mqtt *m);
+struct mosquitto *agent_mqtt_handle(struct agent_mqtt *m);
+
+int agent_mqtt_publish(struct agent_mqtt *m, const char *topic, const void *data, size_t len,
+                       int qos, bool retain, int *ret_mid);
+int agent_mqtt_subscribe(struct agent_mqtt *m, const char *topic, int qos);
+
+struct agent_mqtt_stats {
+        uint64_t connects;
+        uint64_t connect_failures;
+        uint64_t disconnects;
+        uint64_t next_retry_us; /* monotonic; 0 when connected */
+        int last_rc;
+};
+void agent_mqtt_stats(const struct agent_mqtt *m, struct agent_mqtt_stats *ret);
+
+/* Full jitter: uniform in [0, min(max, min_us << attempt)], at least 1 ms. */
+uint64_t agent_backoff_us(uint64_t min_us, uint64_t max_us, unsigned attempt, uint64_t random);

@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "settings.h"
+
+#include <errno.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "board.h"
+#include "floe-batch.h"
+#include "outbox.h"
+#include "ring.h"
+
+static const struct floe_config_key known[] = {
+        {"agent", "identity"},
+        {"agent", "state_dir"},
+        {"agent", "board"},
+        {"agent", "tick"},
+        {"local", "enabled"},
+        {"local", "host"},
+        {"local", "port"},
+        {"local", "topics"},
+        {"local", "topic_prefix"},
+        {"local", "client_id"},
+        {"local", "session_expiry"},
+        {"local", "max_payload"},
+        {"uplink", "enabled"},
+        {"uplink", "host"},
+        {"uplink", "port"},
+        {"uplink", "ca_file"},
+        {"uplink", "cert_file"},
+        {"uplink", "key_file"},
+        {"uplink", "keepalive"},
+        {"uplink", "inflight"},
+        {"uplink", "ack_timeout"},
+        {"uplink", "backoff_min"},
+        {"uplink", "backoff_max"},
+        {"uplink", "bandwidth"},
+        {"uplink", "status_interval"},
+        {"ring", "path"},
+        {"ring", "size"},
+        {"ring", "sync"},
+        {"ring", "sync_interval"},
+        {"window", "length"},
+        {"window", "grace"},
+        {"window", "max_future"},
+        {"window", "max_series"},
+        {"batch", "ship"},
+        {"batch", "max_events"},
+        {"batch", "max_bytes"},
+        {"batch", "max_age"},
+        {"batch", "level"},
+        {"outbox", "dir"},
+        {"outbox", "max_bytes"},
+        {"outbox", "segment_bytes"},
+        {"outbox", "policy"},
+        {"outbox", "sync"},
+        {"metrics", "textfile"},
+        {"metrics", "interval"},
+        {NULL, NULL},
+};
+
+#define KNOWN_MAX 256
+
+/* The fixed keys plus every board's [board.<name>] keys. */
+static int check_known(const struct floe_config *cfg, struct floe_config_error *err)
+{
+        static char sections[8][BOARD_NAME_MAX + 8];
+        struct floe_config_key keys[KNOWN_MAX];
+        size_t n = 0;
+
+        for (; known[n].section; n++)
+                keys[n] = known[n];
+        for (size_t i = 0; i < 8 && board_at(i); i++) {
+                const struct board_ops *b = board_at(i);
+
+                if (board_section(b, sections[i], sizeof(sections[i])) < 0)
+                        continue;
+                for (const struct board_opt *o = b->opts; o && o->key && n < KNOWN_MAX - 1; o++)
+                        keys[n++] = (struct floe_config_key){sections[i], o->key};
+        }
+        keys[n] = (struct floe_config_key){NULL, NULL};
+        return floe_config_check_known(cfg, keys, err);
+}
+
+static int path_in(char *buf, size_t size, const char *dir, const char *name)
+{
+        return snprintf(buf, size, "%s/%s", dir, name) < (int)size ? 0 : -ENAMETOOLONG;
+}
+
+int agent_cert_cn(const char *path, char *buf, size_t size)
+{
+        FILE *f = fopen(path, "re");
+        X509 *x;
+        int n;
+
+        if (!f)
+                return -errno;
+        x = PEM_read_X509(f, NULL, NULL, NULL);
+        fclose(f);
+        if (!x)
+                return -EBADMSG;
+        n = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, buf, (int)size);
+        X509_free(x);
+        return n > 0 && (size_t)n < size ? 0 : -EBADMSG;
+}
+
+int agent_cert_days_left(const char *path, double *ret_days)
+{
+        FILE *f = fopen(path, "re");
+        int days = 0, secs = 0;
+        X509 *x;
+        int ok;
+
+        if (!f)
+                return -errno;
+        x = PEM_read_X509(f, NULL, NULL, NULL);
+        fclose(f);
+        if (!x)
+                return -EBADMSG;
+        ok = ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x));
+        X509_free(x);
+        if (!ok)
+                return -EBADMSG;
+        *ret_days = days + secs / 86400.0;
+        return 0;
+}
+
+static int load_strings(const struct floe_config *cfg, struct agent_settings *s)
+{
+        floe_config_get_string(cfg, "agent", "state_dir", BOARD_STATE_DIR_DEFAULT, &s->state_dir);
+        floe_config_get_string(cfg, "agent", "board", "sim", &s->board);
+        floe_config_get_string(cfg, "local", "host", "127.0.0.1", &s->local_host);
+        floe_config_get_string(cfg, "local", "topics", "sensors/#", &s->local_topics);
+        floe_config_get_string(cfg, "local", "topic_prefix", "sensors/", &s->local_prefix);
+        floe_config_get_string(cfg, "local", "client_id", "floe-agent", &s->local_client_id);
+        floe_config_get_string(cfg, "uplink", "host", "localhost", &s->uplink_host);
+        floe_config_get_string(cfg, "uplink", "ca_file", "/etc/floe/ca.pem", &s->ca_file);
+        floe_config_get_string(cfg, "uplink", "cert_file", "", &s->cert_file);
+        floe_config_get_string(cfg, "uplink", "key_file", "", &s->key_file);
+        floe_config_get_string(cfg, "ring", "path", "", &s->ring_path);
+        floe_config_get_string(cfg, "outbox", "dir", "", &s->outbox_dir);
+        floe_config_get_string(cfg, "metrics", "textfile", "", &s->metrics_file);
+        return 0;
+}
+
+static int derive_paths(const struct floe_config *cfg, struct agent_settings *s,
+                        struct floe_config_error *err)
+{
+        int r = 0;
+
+        if (!*s->ring_path) {
+                r = path_in(s->ring_path_buf, sizeof(s->ring_path_buf), s->state_dir, "ring");
+                s->ring_path = s->ring_path_buf;
+        }
+        if (r == 0 && !*s->outbox_dir) {
+                r = path_in(s->outbox_dir_buf, sizeof(s->outbox_dir_buf), s->state_dir, "outbox");
+                s->outbox_dir = s->outbox_dir_buf;
+        }
+        if (r == 0 && !*s->metrics_file) {
+                r = path_in(s->metrics_file_buf, sizeof(s->metrics_file_buf), s->state_dir,
+                            "floe-agent.prom");
+                s->metrics_file = s->metrics_file_buf;
+        }
+        if (r == 0)
+                r = path_in(s->rejected_dir_buf, sizeof(s->rejected_dir_buf), s->state_dir,
+                            "rejected");
+        if (r < 0)
+                return floe_config_key_error(cfg, "agent", "state_dir", r, err, "path too long");
+        return 0;
+}
+
+static int load_identity(const struct floe_config *cfg, struct agent_settings *s,
+                         struct floe_config_error *err)
+{
+        const char *id;
+        int r;
+
+        floe_config_get_string(cfg, "agent", "identity", "", &id);
+        if (!*id && s->uplink_enabled && *s->cert_file) {
+                r = agent_cert_cn(s->cert_file, s->identity, sizeof(s->identity));
+                if (r < 0)
+                        return floe_config_key_error(cfg, "uplink", "cert_file", r, err,
+                                                     "cannot read the identity (CN) from %s: %s",
+                                                     s->cert_file, strerror(-r));
+                id = s->identity;
+        }
+        if (!*id)
+                return floe_config_key_error(cfg, "agent", "identity", -EINVAL, err,
+                                             "no identity: set it, or a device certificate");
+        if (strlen(id) >= sizeof(s->identity) || !floe_identity_valid(id, strlen(id)))
+                return floe_config_key_error(cfg, "agent", "identity", -EINVAL, err,
+                                             "\"%s\" is not <tenant>.<device>", id);
+        if (id != s->identity)
+                memcpy(s->identity, id, strlen(id) + 1);
+        return 0;
+}
+
+int agent_settings_load(const struct floe_config *cfg, struct agent_settings *ret,
+                        struct floe_config_error *err)
+{
+        static const char *const ships[] = {"", "events", "aggregates", "both", NULL};
+        static const char *const policies[] = {"drop-oldest", "reject-new", NULL};
+        static const char *const osync[] = {"batch", "none", NULL};
+        static const char *const rsync[] = {"none", "interval", "always", NULL};
+        struct agent_settings s = {0};
+        int ship = AGENT_SHIP_BOTH;
+        int r;
+
+        r = check_known(cfg, err);
+        if (r < 0)
+                return r;
+        load_strings(cfg, &s);
+        r = floe_config_get_duration(cfg, "agent", "tick", 100000, 10000, 1000000, &s.tick_us, err);
+        r = r ?: floe_config_get_bool(cfg, "local", "enabled", true, &s.local_enabled, err);
+        r = r ?: floe_config_get_int64(cfg, "local", "port", 1883, 1, 65535, &s.local_port, err);
+        r = r
+                    ?: floe_config_get_duration(cfg, "local", "session_expiry", 3600000000ULL, 0,
+                                                UINT32_MAX * 1000000ULL, &s.local_session_expiry_us,
+                                                err);
+        r = r
+                    ?: floe_config_get_size(cfg, "local", "max_payload", 256 << 10, 64, 256 << 20,
+                                            &s.max_payload, err);
+        r = r ?: floe_config_get_bool(cfg, "uplink", "enabled", true, &s.uplink_enabled, err);
+        r = r ?: floe_config_get_int64(cfg, "uplink", "port", 8883, 1, 65535, &s.uplink_port, err);
+        r = r
+                    ?: floe_config_get_duration(cfg, "uplink", "keepalive", 30000000, 5000000,
+                                                65535000000ULL, &s.keepalive_us, err);
+        r = r ?: floe_config_get_uint64(cfg, "uplink", "inflight", 8, 1, 1024, &s.inflight, err);
+        r = r
+                    ?: floe_config_get_duration(cfg, "uplink", "ack_timeout", 30000000, 100000,
+                                                3600000000ULL, &s.ack_timeout_us, err);
+        r = r
+                    ?: floe_config_get_duration(cfg, "uplink", "backoff_min", 1000000, 1000,
+                                                3600000000ULL, &s.backoff_min_us, err);
+        r = r
+                    ?: floe_config_get_duration(cfg, "uplink", "backoff_max", 300000000, 1000,
+                                                86400000000ULL, &s.backoff_max_us, err);
+        r = r
+                    ?: floe_config_get_size(cfg, "uplink", "bandwidth", 0, 0, UINT64_MAX,
+                                            &s.bandwidth, err);
+        r = r
+                    ?: floe_config_get_duration(cfg, "uplink", "status_interval", 60000000, 0,
+                                                86400000000ULL, &s.status_interval_us, err);
+        r = r
+                    ?: floe_config_get_size(cfg, "ring", "size", AGENT_RING_SIZE_DEFAULT,
+                                            AGENT_RING_SIZE_MIN, AGENT_RING_SIZE_MAX, &s.ring_size,
+                                            err);
+        r = r
+                    ?: floe_config_get_enum(cfg, "ring", "sync", rsync, AGENT_RING_SYNC_INTERVAL,
+                                            &s.ring_sync, err);
+        r = r
+                    ?: floe_config_get_duration(cfg, "ring", "sync_interval", 1000000, 10000,
+                                                3600000000ULL, &s.ring_sync_interval_us, err);
+        r = r
+                    ?: floe_config_get_duration(cfg, "window", "length", 60000000, 1000000,
+                                                86400000000ULL, &s.window_us, err);
+        r = r
+                    ?: floe_config_get_duration(cfg, "window", "grace", 5000000, 0, 3600000000ULL,
+                                                &s.grace_us, err);
+        r = r
+                    ?: floe_config_get_duration(cfg, "window", "max_future", 600000000, 0,
+                                                86400000000ULL * 365, &s.max_future_us, err);
+        r = r
+                    ?: floe_config_get_uint64(cfg, "window", "max_series", 65536, 1, 1 << 24,
+                                              &s.max_series, err);
+        r = r ?: floe_config_get_enum(cfg, "batch", "ship", ships, AGENT_SHIP_BOTH, &ship, err);
+        r = r
+                    ?: floe_config_get_uint64(cfg, "batch", "max_events", 200000, 1, 1 << 20,
+                                              &s.batch_max_events, err);
+        r = r
+                    ?: floe_config_get_size(cfg, "batch", "max_bytes", 1 << 20, 1024, 4 << 20,
+                                            &s.batch_max_bytes, err);
+        r = r
+                    ?: floe_config_get_duration(cfg, "batch", "max_age", 10000000, 1000,
+                                                3600000000ULL, &s.batch_max_age_us, err);
+        r = r ?: floe_config_get_int64(cfg, "batch", "level", 1, 1, 19, &s.level, err);
+        r = r
+                    ?: floe_config_get_size(cfg, "outbox", "max_bytes",
+                                            AGENT_OUTBOX_MAX_BYTES_DEFAULT, 8 << 10,
+                                            UINT64_MAX / 2, &s.outbox_max_bytes, err);
+        r = r
+                    ?: floe_config_get_size(cfg, "outbox", "segment_bytes",
+                                            AGENT_OUTBOX_SEGMENT_BYTES_DEFAULT, 1024, 1ULL << 30,
+                                            &s.outbox_segment_bytes, err);
+        r = r ?: floe_config_get_enum(cfg, "outbox", "policy", policies, 0, &s.outbox_policy, err);
+        r = r ?: floe_config_get_enum(cfg, "outbox", "sync", osync, 0, &s.outbox_sync, err);
+        r = r
+                    ?: floe_config_get_duration(cfg, "metrics", "interval", 15000000, 100000,
+                                                3600000000ULL, &s.metrics_interval_us, err);
+        if (r < 0)
+                return r;
+        if (ship == 0)
+                return floe_config_key_error(cfg, "batch", "ship", -EINVAL, err,
+                                             "expected events, aggregates or both");
+        s.ship = (enum agent_ship)ship;
+        if (!board_find(s.board))
+                return floe_config_key_error(cfg, "agent", "board", -EINVAL, err,
+                                             "unknown board \"%s\" (sim, linux-generic, rpi)",
+                                             s.board);
+        if (s.uplink_enabled && (!*s.cert_file || !*s.key_file))
+                return floe_config_key_error(cfg, "uplink", "cert_file", -EINVAL, err,
+                                             "the uplink needs cert_file and key_file");
+        if (s.backoff_min_us > s.backoff_max_us)
+                return floe_config_key_error(cfg, "uplink", "backoff_min", -ERANGE, err,
+                                             "larger than backoff_max");
+        if (s.grace_us >= s.window_us)
+                return floe_config_key_error(cfg, "window", "grace", -ERANGE, err,
+                                             "must be shorter than the window length");
+        r = derive_paths(cfg, &s, err);
+        r = r ?: load_identity(cfg, &s, err);
+        if (r < 0)
+                return r;
+        *ret = s;
+        /* the derived paths point into the copy */
+        if (s.ring_path == s.ring_path_buf)
+                ret->ring_path = ret->ring_path_buf;
+        if (s.outbox_dir == s.outbox_dir_buf)
+                ret->outbox_dir = ret->outbox_dir_buf;
+        if (s.metrics_file == s.metrics_file_buf)
+                ret->metrics_file = ret->metrics_file_buf;
+        return 0;
+}

@@ -1,0 +1,107 @@
+"""Run a real floe-agent for system tests: its configuration, start, kill -9, stop,
+and what its metrics file says."""
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+
+def conf_text(sections):
+    out = []
+    for name, keys in sections.items():
+        out.append("[%s]" % name)
+        out.extend("%s = %s" % (k, v) for k, v in keys.items())
+        out.append("")
+    return "\n".join(out)
+
+
+class Agent:
+    def __init__(self, binary, workdir, identity="acme.gw-0001", local=None, central=None,
+                 creds=None, extra=None):
+        self.binary = str(binary)
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.state = self.dir / "state"
+        self.conf = self.dir / "agent.conf"
+        self.log_path = self.dir / "agent.log"
+        self.proc = None
+        self.starts = 0
+        sections = {
+            "agent": {"identity": identity, "state_dir": self.state, "board": "sim",
+                      "tick": "50ms"},
+            "local": {"enabled": "true" if local else "false"},
+            "uplink": {"enabled": "true" if central else "false"},
+            "batch": {"max_age": "300ms"},
+            "window": {"length": "2s", "grace": "500ms"},
+            "ring": {"size": "8MiB", "sync": "none"},
+            "outbox": {"sync": "none"},
+            "metrics": {"interval": "200ms"},
+            "board.sim": {"sensors": 1, "metrics": 1, "interval": "1h"},
+        }
+        if local:
+            sections["local"].update({"host": local.host, "port": local.port})
+        if central:
+            sections["uplink"].update({
+                "host": "localhost", "port": central.port, "ca_file": creds.ca,
+                "cert_file": creds.cert, "key_file": creds.key, "ack_timeout": "3s",
+                "backoff_min": "100ms", "backoff_max": "1s", "status_interval": "1s"})
+        for name, keys in (extra or {}).items():
+            sections.setdefault(name, {}).update(keys)
+        self.conf.write_text(conf_text(sections))
+
+    def start(self):
+        log = open(self.log_path, "ab")
+        env = dict(os.environ, FLOE_LOG_TARGET="stderr")
+        self.proc = subprocess.Popen([self.binary, "--config", str(self.conf)], stdout=log,
+                                     stderr=subprocess.STDOUT, env=env)
+        log.close()
+        self.starts += 1
+        return self
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self):
+        if self.running():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def stop(self, timeout=20):
+        if self.running():
+            self.proc.send_signal(signal.SIGTERM)
+            rc = self.proc.wait(timeout=timeout)
+            self.proc = None
+            return rc
+        return None
+
+    def metrics(self):
+        path = self.state / "floe-agent.prom"
+        out = {}
+        if not path.exists():
+            return out
+        for line in path.read_text().splitlines():
+            if not line or line.startswith("#"):
+                continue
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+        return out
+
+    def metric(self, name, default=0.0):
+        return self.metrics().get(name, default)
+
+    def wait_metric(self, name, predicate, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            v = self.metric(name)
+            if predicate(v):
+                return v
+            time.sleep(0.1)
+        raise AssertionError("%s never satisfied the condition (last %r)\n%s" % (
+            name, self.metric(name), self.log_tail()))
+
+    def log_tail(self, n=40):
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
