@@ -279,8 +279,8 @@ int agent_settings_load(const struct floe_config *cfg, struct agent_settings *re
         r = r ?: floe_config_get_int64(cfg, "batch", "level", 1, 1, 19, &s.level, err);
         r = r
                     ?: floe_config_get_size(cfg, "outbox", "max_bytes",
-                                            AGENT_OUTBOX_MAX_BYTES_DEFAULT, 8 << 10,
-                                            UINT64_MAX / 2, &s.outbox_max_bytes, err);
+                                            AGENT_OUTBOX_MAX_BYTES_DEFAULT, 8 << 10, UINT64_MAX / 2,
+                                            &s.outbox_max_bytes, err);
         r = r
                     ?: floe_config_get_size(cfg, "outbox", "segment_bytes",
                                             AGENT_OUTBOX_SEGMENT_BYTES_DEFAULT, 1024, 1ULL << 30,

@@ -19,11 +19,11 @@ struct agent_outbox;
 struct agent_uplink_opts {
         const char *identity;
         struct agent_mqtt_opts mqtt;
-        uint32_t inflight;          /* batches sent and not yet acknowledged */
-        uint64_t ack_timeout_us;    /* resend a batch unacknowledged this long */
-        uint64_t bandwidth;         /* bytes/s for batches, 0 = unlimited */
+        uint32_t inflight;       /* batches sent and not yet acknowledged */
+        uint64_t ack_timeout_us; /* resend a batch unacknowledged this long */
+        uint64_t bandwidth;      /* bytes/s for batches, 0 = unlimited */
         uint64_t status_interval_us;
-        const char *rejected_dir;   /* batches the uploader rejected go here */
+        const char *rejected_dir; /* batches the uploader rejected go here */
         size_t max_frame;
         /* Fills the retained status document (JSON); returns its length or < 0. */
         int (*status)(void *ud, char *buf, size_t size);
