@@ -392,7 +392,7 @@ static int header_check(const struct ring_header *h, uint64_t file_size, const c
 /*
  * Walk from the older cursor while records check out (CRC, position,
  * sequence +1) and fit in the capacity; the end of the walk is the head.
- * docs/ring.md §Recovery.
+ * docs/ring.md §7.
  */
 static int ring_recover(struct agent_ring *r, const char *path, struct agent_ring_recovery *rec,
                         char *err, size_t errsize)

@@ -13,7 +13,7 @@
  *   - late: the window ends at or before the watermark, or its end + grace
  *     is at or before the arrival: counted, not aggregated;
  *   - otherwise aggregated; a null value counts nowhere but opens the window.
- * docs/ring.md §Windows has the rest. All memory is allocated by
+ * docs/ring.md §10 has the rest. All memory is allocated by
  * agent_window_new(); nothing is allocated per event.
  */
 

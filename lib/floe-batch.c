@@ -160,12 +160,23 @@ int floe_strdict_add(struct floe_strdict *d, const char *s, size_t len, bool fix
         return 0;
 }
 
+/* Clears only the slots in use: a reserved dictionary of 64k entries must
+ * not cost a 512 KiB memset per batch. */
 static void strdict_reset(struct floe_strdict *d)
 {
+        if (d->slots && d->n < d->nslots / 8) {
+                for (uint32_t e = 0; e < d->n; e++) {
+                        uint32_t i = hash_bytes(d->buf + d->off[e], d->len[e]) & (d->nslots - 1);
+
+                        while (d->slots[i] != e + 1)
+                                i = (i + 1) & (d->nslots - 1);
+                        d->slots[i] = 0;
+                }
+        } else if (d->slots) {
+                memset(d->slots, 0, sizeof(*d->slots) * d->nslots);
+        }
         d->n = 0;
         d->used = 0;
-        if (d->slots)
-                memset(d->slots, 0, sizeof(*d->slots) * d->nslots);
 }
 
 bool floe_utf8_valid(const char *str, size_t len)
@@ -458,9 +469,19 @@ void floe_batch_reset(struct floe_batch *b)
         strdict_reset(&b->sensors);
         strdict_reset(&b->metrics);
         strdict_reset(&b->texts);
-        b->nseries = 0;
-        if (b->series_slots)
+        if (b->series_slots && b->nseries < b->series_nslots / 8) {
+                for (uint32_t e = 0; e < b->nseries; e++) {
+                        uint32_t i = hash_pair(b->series[e].sensor, b->series[e].metric) &
+                                     (b->series_nslots - 1);
+
+                        while (b->series_slots[i] != e + 1)
+                                i = (i + 1) & (b->series_nslots - 1);
+                        b->series_slots[i] = 0;
+                }
+        } else if (b->series_slots) {
                 memset(b->series_slots, 0, sizeof(*b->series_slots) * b->series_nslots);
+        }
+        b->nseries = 0;
         b->nrows = 0;
 }
 
@@ -477,9 +498,19 @@ int floe_batch_set_identity(struct floe_batch *b, const char *identity)
 int floe_batch_add_series_raw(struct floe_batch *b, uint32_t sensor, uint32_t metric,
                               uint32_t *ret_series, bool *ret_added)
 {
-        uint32_t h = hash_pair(sensor, metric);
+        uint32_t h, g = b->series_hint;
         int r;
 
+        for (int tries = 0; tries < 2; tries++, g++) {
+                if (g < b->nseries && b->series[g].sensor == sensor &&
+                    b->series[g].metric == metric) {
+                        b->series_hint = *ret_series = g;
+                        if (ret_added)
+                                *ret_added = false;
+                        return 0;
+                }
+        }
+        h = hash_pair(sensor, metric);
         if (b->series_nslots) {
                 for (uint32_t i = h & (b->series_nslots - 1);;
                      i = (i + 1) & (b->series_nslots - 1)) {
@@ -489,7 +520,7 @@ int floe_batch_add_series_raw(struct floe_batch *b, uint32_t sensor, uint32_t me
                                 break;
                         if (b->series[e - 1].sensor == sensor &&
                             b->series[e - 1].metric == metric) {
-                                *ret_series = e - 1;
+                                *ret_series = b->series_hint = e - 1;
                                 if (ret_added)
                                         *ret_added = false;
                                 return 0;
@@ -516,10 +547,52 @@ int floe_batch_add_series_raw(struct floe_batch *b, uint32_t sensor, uint32_t me
                         break;
                 }
         }
-        *ret_series = b->nseries++;
+        *ret_series = b->series_hint = b->nseries++;
         if (ret_added)
                 *ret_added = true;
         return 0;
+}
+
+static bool strdict_is(const struct floe_strdict *d, uint32_t e, const char *s, size_t len)
+{
+        return e < d->n && d->len[e] == len && memcmp(d->buf + d->off[e], s, len) == 0;
+}
+
+static int strdict_find(struct floe_strdict *d, const char *s, size_t len, uint32_t *ret)
+{
+        /* names come in a steady order: the last one again, or the next */
+        if (strdict_is(d, d->hint, s, len) || strdict_is(d, d->hint + 1, s, len)) {
+                d->hint += !strdict_is(d, d->hint, s, len);
+                *ret = d->hint;
+                return 0;
+        }
+        if (!d->nslots)
+                return -ENOENT;
+        for (uint32_t i = hash_bytes(s, len) & (d->nslots - 1);; i = (i + 1) & (d->nslots - 1)) {
+                uint32_t e = d->slots[i];
+
+                if (!e)
+                        return -ENOENT;
+                if (d->len[e - 1] == len && memcmp(d->buf + d->off[e - 1], s, len) == 0) {
+                        *ret = d->hint = e - 1;
+                        return 0;
+                }
+        }
+}
+
+/* A name already in the dictionary was checked when it went in. */
+static int intern_name(struct floe_batch *b, struct floe_strdict *d, const char *s, size_t len,
+                       uint32_t *ret)
+{
+        int r;
+
+        if (len <= b->lim.max_name_len && strdict_find(d, s, len, ret) == 0)
+                return 0;
+        r = floe_name_check(s, len, b->lim.max_name_len);
+        r = r ?: floe_strdict_add(d, s, len, b->fixed, b->lim.max_dict, ret, NULL);
+        if (r == 0)
+                d->hint = *ret;
+        return r;
 }
 
 int floe_batch_intern_series(struct floe_batch *b, const char *sensor, size_t sensor_len,
@@ -528,16 +601,8 @@ int floe_batch_intern_series(struct floe_batch *b, const char *sensor, size_t se
         uint32_t si, mi;
         int r;
 
-        r = floe_name_check(sensor, sensor_len, b->lim.max_name_len);
-        if (r < 0)
-                return r;
-        r = floe_name_check(metric, metric_len, b->lim.max_name_len);
-        if (r < 0)
-                return r;
-        r = floe_strdict_add(&b->sensors, sensor, sensor_len, b->fixed, b->lim.max_dict, &si, NULL);
-        if (r < 0)
-                return r;
-        r = floe_strdict_add(&b->metrics, metric, metric_len, b->fixed, b->lim.max_dict, &mi, NULL);
+        r = intern_name(b, &b->sensors, sensor, sensor_len, &si);
+        r = r ?: intern_name(b, &b->metrics, metric, metric_len, &mi);
         if (r < 0)
                 return r;
         return floe_batch_add_series_raw(b, si, mi, ret_series, NULL);

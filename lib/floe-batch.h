@@ -58,6 +58,7 @@ struct floe_strdict {
         size_t bufcap;
         uint32_t *slots; /* open addressing: entry index + 1, 0 = empty */
         uint32_t nslots;
+        uint32_t hint; /* the entry found last */
 };
 
 struct floe_series {
@@ -86,6 +87,7 @@ struct floe_batch {
         struct floe_series *series;
         uint32_t *series_slots;
         uint32_t series_nslots;
+        uint32_t series_hint; /* the series found last */
 
         uint32_t nrows;
         uint32_t cap;
