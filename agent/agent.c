@@ -371,8 +371,30 @@ static int open_store(struct agent *a)
                 return log_error_errno(-errno, "%s", a->s.rejected_dir_buf);
         r = agent_ring_open(a->s.ring_path, a->s.ring_size, a->s.ring_sync, &a->ring, &rec, err,
                             sizeof(err));
+        if (r == -ERANGE) {
+                /* resized in the configuration while it holds data: keep its size
+                 * until it drains (docs/ring.md) */
+                log_warning("ring %s: %s; keeping its current size until it is empty",
+                            a->s.ring_path, err);
+                r = agent_ring_open(a->s.ring_path, 0, a->s.ring_sync, &a->ring, &rec, err,
+                                    sizeof(err));
+        } else if (r == -EBADMSG || r == -EPROTONOSUPPORT) {
+                char aside[4096];
+
+                if (agent_ring_move_aside(a->s.ring_path, wall_us(), aside, sizeof(aside)) < 0)
+                        return log_error_errno(r, "ring %s: %s; cannot move it aside",
+                                               a->s.ring_path, err);
+                log_error("ring %s: %s; moved aside to %s, starting with an empty ring",
+                          a->s.ring_path, err, aside);
+                r = agent_ring_open(a->s.ring_path, a->s.ring_size, a->s.ring_sync, &a->ring, &rec,
+                                    err, sizeof(err));
+        }
         if (r < 0)
                 return log_error_errno(r, "ring %s: %s", a->s.ring_path, err);
+        if (rec.rolled_forward || rec.cursors_clamped)
+                log_warning("ring %s: %" PRIu64 " records recovered past the stored head, %u "
+                            "cursors clamped",
+                            a->s.ring_path, rec.rolled_forward, rec.cursors_clamped);
         if (rec.torn_bytes)
                 log_warning("ring %s: %" PRIu64 " torn bytes after a power cut dropped",
                             a->s.ring_path, rec.torn_bytes);

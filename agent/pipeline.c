@@ -37,12 +37,29 @@ static bool ships(const struct agent_pipeline *p, enum agent_ship s)
         return (p->o.ship & s) != 0;
 }
 
-static int batch_to_outbox(struct agent_pipeline *p, struct floe_batch *b, int64_t now_us)
+/* Moves a ring cursor past what a batch in the outbox now holds. */
+static int move_cursor(struct agent_pipeline *p, const struct agent_ring_pending *h)
+{
+        if (h->kind == FLOE_KIND_EVENTS)
+                return agent_ring_set_events_cursor(p->ring, h->cursor);
+        return agent_ring_set_agg_cursor(p->ring, h->cursor, h->watermark_us);
+}
+
+/*
+ * Encodes b into the outbox and moves the ring cursor h names. The ring
+ * records the hand-over first (agent_ring_set_pending), so a crash between
+ * the append and the cursor move is finished at the next start instead of
+ * shipping the records again in a new batch.
+ */
+static int batch_to_outbox(struct agent_pipeline *p, struct floe_batch *b,
+                           struct agent_ring_pending *h, int64_t now_us)
 {
         const uint8_t *data;
         size_t len;
         int r;
 
+        if (b->nrows == 0)
+                return move_cursor(p, h);
         b->epoch = agent_outbox_epoch(p->ob);
         b->seq = agent_outbox_next_seq(p->ob);
         b->created_us = now_us;
@@ -53,17 +70,27 @@ static int batch_to_outbox(struct agent_pipeline *p, struct floe_batch *b, int64
                               floe_batch_kind_name(b->kind), b->nrows, strerror(-r));
                 return r;
         }
-        r = agent_outbox_append(p->ob, b->seq, (uint8_t)b->kind, b->nrows, data, len);
-        if (r == -ENOSPC) {
-                p->st.outbox_refused++;
-                return 0; /* counted by the outbox as rejected: the data is dropped */
-        }
+        h->seq = b->seq;
+        r = agent_ring_set_pending(p->ring, h);
         if (r < 0)
                 return r;
-        if (b->kind == FLOE_KIND_EVENTS)
+        r = agent_outbox_append(p->ob, b->seq, (uint8_t)b->kind, b->nrows, data, len);
+        if (r == -ENOSPC) {
+                /* refused under reject-new and counted by the outbox: the data
+                 * is dropped, so the ring lets go of it too */
+                p->st.outbox_refused++;
+        } else if (r < 0) {
+                agent_ring_clear_pending(p->ring);
+                return r;
+        } else if (b->kind == FLOE_KIND_EVENTS) {
                 p->st.event_batches++;
-        else
+        } else {
                 p->st.aggregate_batches++;
+        }
+        r = move_cursor(p, h);
+        agent_ring_clear_pending(p->ring);
+        if (r < 0)
+                return r;
         if (p->o.on_batch)
                 p->o.on_batch(p->o.on_batch_ud);
         return 0;
@@ -74,17 +101,15 @@ static int batch_to_outbox(struct agent_pipeline *p, struct floe_batch *b, int64
  * outbox, the cursor moves there. */
 static int close_events(struct agent_pipeline *p, uint64_t upto, int64_t now_us)
 {
-        int r = 0;
+        struct agent_ring_pending h = {.kind = FLOE_KIND_EVENTS, .cursor = upto};
+        int r = batch_to_outbox(p, p->events, &h, now_us);
 
-        if (p->events->nrows > 0) {
-                r = batch_to_outbox(p, p->events, now_us);
-                if (r < 0)
-                        return r;
-        }
+        if (r < 0)
+                return r;
         floe_batch_reset(p->events);
         p->est_bytes = 0;
         p->events_first_mono = 0;
-        return agent_ring_set_events_cursor(p->ring, upto);
+        return 0;
 }
 
 static int emit_agg(void *ud, const char *sensor, size_t slen, const char *metric, size_t mlen,
@@ -96,31 +121,34 @@ static int emit_agg(void *ud, const char *sensor, size_t slen, const char *metri
 
         r = floe_batch_intern_series(p->aggs, sensor, slen, metric, mlen, &series);
         r = r ?: floe_batch_add_aggregate(p->aggs, series, row);
+        if (r == -ENOSPC)
+                return r; /* the window stays open: shipped with the next batch */
         if (r < 0)
                 log_ratelimit(&p->rl, LOG_ERR, "pipeline: aggregate row dropped: %s", strerror(-r));
         return 0;
 }
 
 /* Closed windows become one aggregates batch; then the aggregation cursor
- * moves to the oldest record of a still-open window. */
+ * moves to the oldest record of a still-open window. A full batch leaves
+ * the rest of the due windows open for the next tick. */
 static int ship_windows(struct agent_pipeline *p, int64_t now_us, bool all)
 {
-        uint64_t pos;
+        struct agent_ring_pending h = {.kind = FLOE_KIND_AGGREGATES};
         int r;
 
         floe_batch_reset(p->aggs);
         if (all)
-                agent_window_flush_all(p->win, now_us, emit_agg, p);
+                r = agent_window_flush_all(p->win, now_us, emit_agg, p);
         else
-                agent_window_close_due(p->win, now_us, emit_agg, p);
-        if (p->aggs->nrows > 0 && ships(p, AGENT_SHIP_AGGREGATES)) {
-                r = batch_to_outbox(p, p->aggs, now_us);
-                if (r < 0)
-                        return r;
-        }
-        if (agent_window_oldest_pos(p->win, &pos) < 0)
-                pos = agent_ring_head(p->ring);
-        return agent_ring_set_agg_cursor(p->ring, pos, agent_window_watermark(p->win));
+                r = agent_window_close_due(p->win, now_us, emit_agg, p);
+        if (r < 0 && r != -ENOSPC)
+                return r;
+        if (agent_window_oldest_pos(p->win, &h.cursor) < 0)
+                h.cursor = agent_ring_head(p->ring);
+        h.watermark_us = agent_window_watermark(p->win);
+        if (!ships(p, AGENT_SHIP_AGGREGATES))
+                floe_batch_reset(p->aggs);
+        return batch_to_outbox(p, p->aggs, &h, now_us);
 }
 
 /* Feeds one ring record to the consumers that have not seen it. */
@@ -227,8 +255,18 @@ static int replay(struct agent_pipeline *p, int64_t now_us)
         uint64_t from = agent_ring_agg_cursor(p->ring);
         struct agent_ring_iter it;
         struct agent_ring_entry e;
+        struct agent_ring_pending h;
         int r;
 
+        /* a batch the outbox took before a crash: its records are shipped */
+        agent_ring_get_pending(p->ring, &h);
+        if (h.seq && h.seq < agent_outbox_next_seq(p->ob)) {
+                r = move_cursor(p, &h);
+                if (r < 0)
+                        return r;
+                from = agent_ring_agg_cursor(p->ring);
+        }
+        agent_ring_clear_pending(p->ring);
         if (agent_ring_events_cursor(p->ring) < from)
                 from = agent_ring_events_cursor(p->ring);
         r = agent_window_set_watermark(p->win, agent_ring_watermark(p->ring));

@@ -47,6 +47,11 @@ struct ring_header {
         uint64_t events_cursor;
         uint64_t agg_cursor;
         int64_t watermark_us;
+        /* a batch being handed to the outbox (docs/ring.md §Hand-over) */
+        uint64_t pending_seq;
+        uint64_t pending_cursor;
+        int64_t pending_watermark_us;
+        uint64_t pending_kind;
 };
 
 /* docs/ring.md §Records: followed by sensor, metric and text bytes. */
@@ -849,6 +854,32 @@ int agent_ring_set_agg_cursor(struct agent_ring *r, uint64_t pos, int64_t waterm
         if (move)
                 store_u64(r, &r->hdr->agg_cursor, pos);
         return cursor_stored(r);
+}
+
+int agent_ring_set_pending(struct agent_ring *r, const struct agent_ring_pending *p)
+{
+        /* seq last: a torn hand-over record reads as none */
+        store_u64(r, &r->hdr->pending_seq, 0);
+        store_u64(r, &r->hdr->pending_cursor, p->cursor);
+        __atomic_store_n(&r->hdr->pending_watermark_us, p->watermark_us, __ATOMIC_RELEASE);
+        store_u64(r, &r->hdr->pending_kind, p->kind);
+        store_u64(r, &r->hdr->pending_seq, p->seq);
+        return cursor_stored(r);
+}
+
+void agent_ring_get_pending(const struct agent_ring *r, struct agent_ring_pending *ret)
+{
+        *ret = (struct agent_ring_pending){
+                .seq = load_u64(&r->hdr->pending_seq),
+                .kind = (int)load_u64(&r->hdr->pending_kind),
+                .cursor = load_u64(&r->hdr->pending_cursor),
+                .watermark_us = (int64_t)load_u64((const uint64_t *)&r->hdr->pending_watermark_us),
+        };
+}
+
+void agent_ring_clear_pending(struct agent_ring *r)
+{
+        store_u64(r, &r->hdr->pending_seq, 0);
 }
 
 /* ---- stats ---- */

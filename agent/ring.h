@@ -140,6 +140,23 @@ int agent_ring_set_agg_cursor(struct agent_ring *r, uint64_t pos, int64_t waterm
 
 /* msync(MS_SYNC) what changed since the last sync, records before the
  * header; a no-op under AGENT_RING_SYNC_NONE. -EIO etc. from msync. */
+/*
+ * The hand-over of a batch to the outbox, so that a crash between the
+ * outbox append and the cursor move neither loses nor repeats it: the
+ * pipeline records the batch's outbox seq and the cursor it moves before
+ * the append, moves the cursor after it, then clears the record. At start,
+ * a recorded batch the outbox holds has its cursor moved before replay.
+ */
+struct agent_ring_pending {
+        uint64_t seq; /* outbox seq; 0: nothing pending */
+        int kind;     /* FLOE_KIND_EVENTS: events cursor; FLOE_KIND_AGGREGATES: agg cursor */
+        uint64_t cursor;
+        int64_t watermark_us; /* aggregates only */
+};
+int agent_ring_set_pending(struct agent_ring *r, const struct agent_ring_pending *p);
+void agent_ring_get_pending(const struct agent_ring *r, struct agent_ring_pending *ret);
+void agent_ring_clear_pending(struct agent_ring *r);
+
 int agent_ring_sync(struct agent_ring *r);
 
 void agent_ring_stats(const struct agent_ring *r, struct agent_ring_stats *ret);

@@ -306,6 +306,9 @@ int agent_settings_load(const struct floe_config *cfg, struct agent_settings *re
         if (s.backoff_min_us > s.backoff_max_us)
                 return floe_config_key_error(cfg, "uplink", "backoff_min", -ERANGE, err,
                                              "larger than backoff_max");
+        if (s.window_us % 1000000)
+                return floe_config_key_error(cfg, "window", "length", -EINVAL, err,
+                                             "must be whole seconds");
         if (s.grace_us >= s.window_us)
                 return floe_config_key_error(cfg, "window", "grace", -ERANGE, err,
                                              "must be shorter than the window length");
