@@ -150,7 +150,7 @@ fuzz: deps
 	@scripts/run-fuzz $(FUZZ_TIME) $(FUZZ_RUNS) $(FUZZ_BIN)
 
 bench: deps
-	@$(MAKE) --no-print-directory B=build/bench SANITIZE= $(BENCH_SRC:tests/bench/%.c=build/bench/bench/%) build/bench/floe-batch
+	@$(MAKE) --no-print-directory B=build/bench SANITIZE= $(BENCH_SRC:tests/bench/%.c=build/bench/bench/%) build/bench/floe-batch build/bench/floe-agent
 	@scripts/run-bench build/bench
 
 demo: deps

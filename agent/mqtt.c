@@ -75,6 +75,11 @@ static void lost(struct agent_mqtt *m, int rc)
         io_drop(m);
         if (m->state == ST_STOPPED || m->state == ST_WAITING)
                 return;
+        if (sd_event_get_state(m->event) == SD_EVENT_EXITING ||
+            sd_event_get_state(m->event) == SD_EVENT_FINISHED) {
+                m->state = ST_STOPPED; /* shutting down: no reconnect */
+                return;
+        }
         m->stats.last_rc = rc;
         if (was_connected) {
                 m->stats.disconnects++;

@@ -170,3 +170,71 @@ def test_outbox_full_drops_are_counted(mosquitto, tls_broker, agent_factory, pol
             assert min(values) > 0 and max(values) == n - 1  # the oldest went
         else:
             assert min(values) == 0  # the newest were refused
+
+
+BAD_PAYLOADS = [
+    (b"", "empty"),
+    (b'{"metric":"t","value":NaN}', "bad-json"),
+    (b'{"temp":1e999}', None),  # jansson: real overflow
+    (b'{"te\xffmp":1}', None),  # invalid UTF-8
+    (b"temp value=nan", "non-finite"),
+    (b"temp value=inf 1", "non-finite"),
+    (b"temp,sensor=x value=", "bad-line-protocol"),
+    (b"\xa2\x64temp", "bad-cbor"),  # truncated CBOR map
+    (b'{"temp":1,"temp":2}', "duplicate-key"),
+    (b'{"ts":"2026-13-45T99:00:00Z","temp":1}', "bad-time"),
+    (b'{"temp":"' + b"x" * 5000 + b'"}', "too-large"),
+    (b"[" + b"1," * 2000 + b"1]", None),  # oversized for max_payload 2KiB
+]
+
+
+@pytest.mark.parametrize("mosquitto", LOCAL, indirect=True)
+def test_bad_payloads_counted_and_nothing_lost(mosquitto, tls_broker, agent_factory):
+    creds = tls_broker.device(IDENTITY)
+    with tls_broker.consumer() as consumer:
+        agent = agent_factory(local=mosquitto, central=tls_broker, creds=creds,
+                              extra={"local": {"max_payload": "2KiB"}}).start()
+        agent.wait_metric("floe_agent_uplink_connected", lambda v: v == 1)
+        with floe_mqtt.Publisher(mosquitto.host, mosquitto.port) as pub:
+            for i, (bad, _) in enumerate(BAD_PAYLOADS):
+                pub.publish("sensors/pub", bad, qos=1)
+                pub.publish("sensors/pub", json.dumps({"metric": "n", "value": i}).encode(),
+                            qos=1)
+            # absurd but well-formed timestamps are accepted and counted as implausible
+            pub.publish("sensors/odd", b'{"ts":"9999-12-31T23:59:59Z","temp":1}', qos=1)
+            pub.publish("sensors/odd", b'{"ts":1,"temp":2}', qos=1)
+        n = len(BAD_PAYLOADS)
+        consumer.wait_until(lambda c: len(readings(c, "pub")) >= n, timeout=20)
+        agent.wait_metric("floe_agent_implausible_total", lambda v: v >= 2)
+        m = agent.metrics()
+        rejected = {k.split('"')[1]: v for k, v in m.items()
+                    if k.startswith("floe_agent_payloads_rejected_total{")}
+        assert sum(rejected.values()) == n, rejected
+        for _, reason in BAD_PAYLOADS:
+            if reason:
+                assert rejected.get(reason, 0) >= 1, (reason, rejected)
+        assert agent.running()
+        assert agent.stop() == 0
+        assert_exactly_once([e["value"] for e in readings(consumer, "pub")], range(n))
+        odd = readings(consumer, "odd")
+        assert sorted(e["value"] for e in odd) == [1, 2]  # shipped as raw events
+
+
+@pytest.mark.parametrize("mosquitto", LOCAL, indirect=True)
+def test_certificate_of_a_cannot_publish_as_b(mosquitto, tls_broker, agent_factory):
+    """The agent configured as B but holding A's certificate: the broker refuses every
+    batch with MQTT v5 reason 135 (not authorized), the agent counts it and keeps it."""
+    creds = tls_broker.device("acme.gw-000a")
+    with tls_broker.consumer() as consumer:
+        agent = agent_factory(identity="acme.gw-000b", local=mosquitto, central=tls_broker,
+                              creds=creds).start()
+        agent.wait_metric("floe_agent_uplink_connected", lambda v: v == 1)
+        publish_numbered(mosquitto, 0, 20)
+        agent.wait_metric("floe_agent_uplink_sent_total", lambda v: v >= 1)
+        # the retained status is refused too, so batches make it at least 2
+        agent.wait_metric("floe_agent_uplink_refused_total", lambda v: v >= 2)
+        assert "reason 135" in agent.log_tail(200)
+        assert agent.metric("floe_agent_outbox_batches") >= 1  # kept, not lost
+        time.sleep(1)
+        assert consumer.events == []
+        agent.stop()
