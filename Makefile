@@ -163,6 +163,8 @@ lint:
 install: all
 	$(INSTALL) -d $(DESTDIR)$(bindir)
 	$(INSTALL) -m 0755 $(TOOLS) $(DESTDIR)$(bindir)/
+	$(INSTALL) -d $(DESTDIR)$(sbindir)
+	$(if $(DAEMONS),$(INSTALL) -m 0755 $(DAEMONS) $(DESTDIR)$(sbindir)/)
 
 clean:
 	rm -rf build
