@@ -51,6 +51,7 @@ struct agent {
         uint64_t board_readings;
         struct floe_ratelimit rl;
         uint32_t max_record; /* the outbox's largest record: the batch bound */
+        char last_status[FLOE_NOTIFY_STATUS_MAX];
         char topics[TOPICS_MAX][256];
         size_t ntopics;
 };
@@ -281,6 +282,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
         struct agent *a = ud;
         struct agent_outbox_stats os;
         struct agent_uplink_stats us;
+        char status[sizeof(a->last_status)];
         int r;
 
         (void)s;
@@ -293,9 +295,14 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
         agent_outbox_stats(a->ob, &os);
         agent_uplink_stats(a->uplink, &us);
         a->board->led_set(a->board_state, us.connected ? BOARD_LED_OK : BOARD_LED_ERROR);
-        floe_notify_status("%s, outbox %" PRIu64 " batches, dropped %" PRIu64,
-                           us.connected ? "connected" : "disconnected", os.batches,
-                           os.dropped_batches + os.rejected_batches);
+        /* tell systemd only what changed: a tick is 10 times a second */
+        snprintf(status, sizeof(status), "%s, outbox %" PRIu64 " batches, dropped %" PRIu64,
+                 us.connected ? "connected" : "disconnected", os.batches,
+                 os.dropped_batches + os.rejected_batches);
+        if (strcmp(status, a->last_status) != 0) {
+                floe_notify_status("%s", status);
+                memcpy(a->last_status, status, sizeof(status));
+        }
         return 0;
 }
 

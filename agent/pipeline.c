@@ -146,8 +146,6 @@ static int ship_windows(struct agent_pipeline *p, int64_t now_us, bool all)
         if (agent_window_oldest_pos(p->win, &h.cursor) < 0)
                 h.cursor = agent_ring_head(p->ring);
         h.watermark_us = agent_window_watermark(p->win);
-        if (!ships(p, AGENT_SHIP_AGGREGATES))
-                floe_batch_reset(p->aggs);
         return batch_to_outbox(p, p->aggs, &h, now_us);
 }
 

@@ -20,40 +20,6 @@
 #include "outbox.h"
 #include "test-outbox.h"
 
-struct fx {
-        char base[256];
-        char dir[300]; /* the outbox */
-        char copy[300];
-};
-
-static int setup(void **state)
-{
-        struct fx *f = calloc(1, sizeof(*f));
-        const char *tmp = getenv("TMPDIR");
-
-        if (!f)
-                return -1;
-        snprintf(f->base, sizeof(f->base), "%s/floe-outbox-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(f->base)) {
-                free(f);
-                return -1;
-        }
-        snprintf(f->dir, sizeof(f->dir), "%s/ob", f->base);
-        snprintf(f->copy, sizeof(f->copy), "%s/copy", f->base);
-        floe_alloc_fail_at(0);
-        *state = f;
-        return 0;
-}
-
-static int teardown(void **state)
-{
-        struct fx *f = *state;
-
-        tob_rm_rf(f->base);
-        free(f);
-        return 0;
-}
-
 static void test_crc32c(void **state)
 {
         (void)state;

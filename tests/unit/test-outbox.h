@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "floe-alloc.h"
 #include "outbox-internal.h"
 #include "outbox.h"
 
@@ -178,4 +179,40 @@ static inline size_t tob_record(uint8_t *out, uint64_t epoch, uint64_t seq)
         tob_fill(seq, out + OUTBOX_HDR_SIZE, h.len);
         outbox_hdr_encode(&h, out + OUTBOX_HDR_SIZE, out);
         return OUTBOX_HDR_SIZE + h.len;
+}
+
+/* One temporary directory per test: the outbox in dir, a scratch copy. */
+struct fx {
+        char base[256];
+        char dir[300];
+        char copy[300];
+};
+
+static int setup(void **state)
+{
+        struct fx *f = calloc(1, sizeof(*f));
+        const char *tmp = getenv("TMPDIR");
+
+        if (!f)
+                return -1;
+        snprintf(f->base, sizeof(f->base), "%s/floe-outbox-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(f->base)) {
+                free(f);
+                return -1;
+        }
+        snprintf(f->dir, sizeof(f->dir), "%s/ob", f->base);
+        snprintf(f->copy, sizeof(f->copy), "%s/copy", f->base);
+        floe_alloc_fail_at(0);
+        *state = f;
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        struct fx *f = *state;
+
+        floe_alloc_fail_at(0);
+        tob_rm_rf(f->base);
+        free(f);
+        return 0;
 }
