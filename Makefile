@@ -25,7 +25,7 @@ B ?= build/out
 SAN_FLAGS =
 endif
 
-PKGS = libcbor libzstd libsystemd jansson libmosquitto openssl
+PKGS = libcbor libzstd libsystemd jansson libmosquitto openssl sqlite3
 TEST_PKGS = cmocka
 
 # Lazily evaluated: `make check` installs what is missing before these run.
@@ -34,7 +34,7 @@ PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
 TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS))
 TEST_LIBS = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
 
-FLOE_CPPFLAGS = -D_GNU_SOURCE -Ilib -Iagent -Iboard -MMD -MP
+FLOE_CPPFLAGS = -D_GNU_SOURCE -Ilib -Iagent -Iboard -Icerts -MMD -MP
 FLOE_CFLAGS = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -fno-strict-aliasing \
 	$(SAN_FLAGS) $(PKG_CFLAGS)
@@ -53,8 +53,15 @@ AGENT_SRC = $(filter-out agent/main.c,$(wildcard agent/*.c board/*.c))
 AGENT_OBJ = $(AGENT_SRC:%.c=$(B)/%.o)
 LIBAGENT = $(B)/libagent.a
 
-TOOLS = $(B)/floe-batch
-DAEMONS = $(if $(wildcard agent/main.c),$(B)/floe-agent)
+# certs/ becomes libcerts.a (everything but the two programs' mains).
+CERTS_MAIN = certs/floe-ca.c certs/floe-enrolld.c
+CERTS_SRC = $(filter-out $(CERTS_MAIN),$(wildcard certs/*.c))
+CERTS_OBJ = $(CERTS_SRC:%.c=$(B)/%.o)
+LIBCERTS = $(B)/libcerts.a
+
+TOOLS = $(B)/floe-batch $(if $(wildcard certs/floe-ca.c),$(B)/floe-ca)
+DAEMONS = $(if $(wildcard agent/main.c),$(B)/floe-agent) \
+	$(if $(wildcard certs/floe-enrolld.c),$(B)/floe-enrolld)
 BINS = $(TOOLS) $(DAEMONS)
 
 UNIT_SRC = $(wildcard tests/unit/test-*.c)
@@ -73,7 +80,7 @@ BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 	check-build replay
 .DELETE_ON_ERROR:
 
-all: $(LIBFLOE) $(LIBAGENT) $(BINS)
+all: $(LIBFLOE) $(LIBAGENT) $(LIBCERTS) $(BINS)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -87,6 +94,16 @@ $(LIBAGENT): $(AGENT_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
+$(LIBCERTS): $(CERTS_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/floe-ca: $(B)/certs/floe-ca.o $(LIBCERTS) $(LIBFLOE)
+	$(LINK) -o $@ $^ $(PKG_LIBS) -lm
+
+$(B)/floe-enrolld: $(B)/certs/floe-enrolld.o $(LIBCERTS) $(LIBFLOE)
+	$(LINK) -o $@ $^ $(PKG_LIBS) -lm
+
 $(B)/floe-batch: $(B)/tools/floe-batch.o $(LIBFLOE)
 	$(LINK) -o $@ $^ $(PKG_LIBS) -lm
 
@@ -98,23 +115,23 @@ $(B)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(dir $@)
 	$(COMPILE) $(TEST_CFLAGS) -c -o $@ $<
 
-$(B)/tests/test-%: $(B)/tests/test-%.o $(UNIT_HELPER_OBJ) $(LIBAGENT) $(LIBFLOE)
+$(B)/tests/test-%: $(B)/tests/test-%.o $(UNIT_HELPER_OBJ) $(LIBAGENT) $(LIBCERTS) $(LIBFLOE)
 	$(LINK) -o $@ $^ $(TEST_LIBS) $(PKG_LIBS) -lm
 
 # Fuzz harnesses replayed over their seed corpus by a plain driver (make check).
-$(B)/tests/replay-%: tests/fuzz/%.c tests/fuzz/replay.c $(LIBAGENT) $(LIBFLOE)
+$(B)/tests/replay-%: tests/fuzz/%.c tests/fuzz/replay.c $(LIBAGENT) $(LIBCERTS) $(LIBFLOE)
 	@mkdir -p $(dir $@)
-	$(COMPILE) -o $@ tests/fuzz/$*.c tests/fuzz/replay.c $(LIBAGENT) $(LIBFLOE) \
+	$(COMPILE) -o $@ tests/fuzz/$*.c tests/fuzz/replay.c $(LIBAGENT) $(LIBCERTS) $(LIBFLOE) \
 		$(LDFLAGS) $(FLOE_LDFLAGS) $(PKG_LIBS) -lm
 
-$(B)/bench/%: tests/bench/%.c $(LIBAGENT) $(LIBFLOE)
+$(B)/bench/%: tests/bench/%.c $(LIBAGENT) $(LIBCERTS) $(LIBFLOE)
 	@mkdir -p $(dir $@)
-	$(COMPILE) -o $@ $< $(LIBAGENT) $(LIBFLOE) $(LDFLAGS) $(FLOE_LDFLAGS) $(PKG_LIBS) -lm
+	$(COMPILE) -o $@ $< $(LIBAGENT) $(LIBCERTS) $(LIBFLOE) $(LDFLAGS) $(FLOE_LDFLAGS) $(PKG_LIBS) -lm
 
 deps:
 	@scripts/install-deps --if-needed
 
-check-build: $(LIBFLOE) $(LIBAGENT) $(BINS) $(UNIT_BIN) $(FUZZ_REPLAY)
+check-build: $(LIBFLOE) $(LIBAGENT) $(LIBCERTS) $(BINS) $(UNIT_BIN) $(FUZZ_REPLAY)
 
 # `check` first makes sure every dependency is present, then builds and runs
 # unit tests, fuzz-corpus replays and the system tests against real servers.
@@ -134,9 +151,10 @@ system: $(BINS)
 	FLOE_BIN=$(CURDIR)/$(B) $(PYTHON) -m pytest -q -p no:cacheprovider tests/system
 
 # libFuzzer with clang: lib/ is rebuilt instrumented under build/fuzz.
-FUZZ_CFLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -Ilib -Iagent -Iboard -Wall -Wextra -Werror \
+FUZZ_CFLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -Ilib -Iagent -Iboard -Icerts -Wall -Wextra -Werror \
 	-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all $(PKG_CFLAGS)
-FUZZ_LIB_OBJ = $(LIB_SRC:%.c=build/fuzz/%.o) $(AGENT_SRC:%.c=build/fuzz/%.o)
+FUZZ_LIB_OBJ = $(LIB_SRC:%.c=build/fuzz/%.o) $(AGENT_SRC:%.c=build/fuzz/%.o) \
+	$(CERTS_SRC:%.c=build/fuzz/%.o)
 
 build/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
