@@ -236,17 +236,7 @@ static int number(struct agent_parser *p, const char *s, size_t n, double *ret)
         if (n > NUM_MAX)
                 return agent_parse_fail(p, AGENT_PARSE_BAD_NUMBER,
                                         "float field value longer than %d characters", NUM_MAX);
-        {
-                char buf[NUM_MAX + 1];
-
-                memcpy(buf, s, n);
-                buf[n] = '\0';
-                *ret = strtod_l(buf, NULL, p->c_locale);
-        }
-        if (!isfinite(*ret))
-                return agent_parse_fail(p, AGENT_PARSE_NON_FINITE,
-                                        "float field value beyond the range of a double");
-        return 0;
+        return agent_parse_decimal(p, s, n, ret);
 }
 
 /* The metric of a field: "<measurement>.<field>", or the measurement for "value". */

@@ -91,12 +91,6 @@ struct agent_parser {
         size_t str_cap;
         size_t str_used;
 
-        /* jansson's memory during a parse (parse-json.c) */
-        uint8_t *arena;
-        size_t arena_cap;
-        size_t arena_used;
-        bool arena_exhausted;
-
         locale_t c_locale;
 };
 
@@ -118,6 +112,10 @@ int agent_parse_object(struct agent_parser *p, const struct agent_pentry *e, siz
 void agent_parse_dup_reset(struct agent_parser *p);
 bool agent_parse_dup_add(struct agent_parser *p, const char *key, size_t len);
 
+/* A decimal literal whose syntax the caller has checked ([+-]digits[.digits][(e|E)[+-]digits])
+ * to the nearest double; NON_FINITE beyond the range of a double. */
+int agent_parse_decimal(struct agent_parser *p, const char *s, size_t n, double *ret);
+
 /* RFC 3339 date-time to µs since the epoch; -EINVAL if not one. */
 int agent_parse_rfc3339(const char *s, size_t len, int64_t *ret_us);
 
@@ -129,7 +127,5 @@ static inline bool agent_parse_key_is(const char *k, size_t n, const char *lit)
 }
 
 int agent_parse_json(struct agent_parser *p, const uint8_t *data, size_t len);
-int agent_parse_json_init(struct agent_parser *p);
-void agent_parse_json_fini(struct agent_parser *p);
 int agent_parse_cbor(struct agent_parser *p, const uint8_t *data, size_t len);
 int agent_parse_influx(struct agent_parser *p, const uint8_t *data, size_t len);

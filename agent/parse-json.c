@@ -1,239 +1,564 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* JSON payloads through jansson, whose memory comes from a per-parser bump
- * arena during a parse: no heap allocation per payload, except transiently for
- * a payload that overflows the arena and is rejected as too complex. */
+/*
+ * JSON payloads (RFC 8259) read in one pass straight into object members, with
+ * no tree and no allocation: strings without escapes point into the payload,
+ * unescaped ones go to the parser's string scratch, numbers take the exact
+ * fast path of parse-number.c. Every byte is checked: grammar, UTF-8, escapes
+ * and surrogate pairs, nesting depth.
+ *
+ * A payload is rejected for its first syntax error wherever that is, as a tree
+ * parser would: once a semantic rejection (an unknown key, a non-object array
+ * element, ...) is recorded, the rest is still read for syntax only and a
+ * later syntax error replaces it.
+ */
 #include <errno.h>
 #include <inttypes.h>
-#include <jansson.h>
-#include <stddef.h>
+#include <stdarg.h>
+#include <stdio.h>
 
-#include "floe-alloc.h"
 #include "parse-internal.h"
 
-#define ARENA_ALIGN    _Alignof(max_align_t)
-#define ARENA_PER_BYTE 16 /* arena bytes per payload byte: see docs/ingest.md */
-#define ARENA_MIN      (64u << 10)
-#define ARENA_AUTO_MAX ((size_t)64 << 20)
+struct jr {
+        struct agent_parser *p;
+        const char *s; /* the payload */
+        const char *c; /* the cursor */
+        const char *e; /* the end */
+        unsigned depth;
+        int deferred; /* the first semantic rejection, 0 if none */
+};
 
-/* The parser whose arena serves jansson on this thread, if any. */
-static _Thread_local struct agent_parser *json_active;
-
-static void *arena_malloc(size_t n)
+/* A syntax error at the cursor: replaces any deferred rejection. */
+__attribute__((format(printf, 3, 4))) static int
+syntax(struct jr *j, enum agent_parse_reason reason, const char *fmt, ...)
 {
-        struct agent_parser *p = json_active;
-        size_t off;
+        char msg[128];
+        unsigned line = 1;
+        size_t col = 1, off = (size_t)(j->c - j->s);
+        va_list ap;
 
-        if (!p)
-                return floe_malloc(n);
-        off = (p->arena_used + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
-        if (off > p->arena_cap || n > p->arena_cap - off) {
-                /* jansson does not survive every failed allocation (its lexer ignores
-                 * them): finish on the heap, then reject the payload as too complex */
-                p->arena_exhausted = true;
-                return floe_malloc(n);
-        }
-        p->arena_used = off + n;
-        return p->arena + off;
-}
-
-static void arena_free(void *ptr)
-{
-        struct agent_parser *p = json_active;
-        uintptr_t u = (uintptr_t)ptr, a;
-
-        if (p) {
-                a = (uintptr_t)p->arena;
-                if (u >= a && u - a < p->arena_cap)
-                        return; /* reclaimed when the arena is reset */
-        }
-        floe_free(ptr);
-}
-
-int agent_parse_json_init(struct agent_parser *p)
-{
-        size_t cap = p->o.json_arena;
-
-        if (!cap) {
-                cap = p->o.max_payload > (ARENA_AUTO_MAX - ARENA_MIN) / ARENA_PER_BYTE
-                              ? ARENA_AUTO_MAX
-                              : p->o.max_payload * ARENA_PER_BYTE + ARENA_MIN;
-        }
-        p->arena = floe_malloc(cap);
-        if (!p->arena)
-                return -ENOMEM;
-        p->arena_cap = cap;
-        json_set_alloc_funcs(arena_malloc, arena_free);
-        return 0;
-}
-
-void agent_parse_json_fini(struct agent_parser *p)
-{
-        floe_free(p->arena);
-        p->arena = NULL;
-        p->arena_cap = 0;
-}
-
-/* Bounds jansson's recursion and memory before it starts. */
-static int check_depth(struct agent_parser *p, const uint8_t *data, size_t len)
-{
-        unsigned depth = 0;
-        bool in_str = false;
-
-        for (size_t i = 0; i < len; i++) {
-                uint8_t c = data[i];
-
-                if (in_str) {
-                        if (c == '\\')
-                                i++;
-                        else if (c == '"')
-                                in_str = false;
-                } else if (c == '"') {
-                        in_str = true;
-                } else if (c == '{' || c == '[') {
-                        if (++depth > AGENT_PARSE_MAX_DEPTH) {
-                                p->loc.byte = i;
-                                return agent_parse_fail(p, AGENT_PARSE_TOO_DEEP,
-                                                        "nested deeper than %d",
-                                                        AGENT_PARSE_MAX_DEPTH);
-                        }
-                } else if ((c == '}' || c == ']') && depth > 0) {
-                        depth--;
+        for (const char *q = j->s; q < j->c; q++) {
+                if (*q == '\n') {
+                        line++;
+                        col = 1;
+                } else {
+                        col++;
                 }
         }
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        j->p->loc = (struct agent_parse_loc){.byte = SIZE_MAX};
+        return agent_parse_fail(j->p, reason, "%s at line %u column %zu (byte %zu)", msg, line, col,
+                                off);
+}
+
+static inline void ws(struct jr *j)
+{
+        while (j->c < j->e && (*j->c == ' ' || *j->c == '\n' || *j->c == '\r' || *j->c == '\t'))
+                j->c++;
+}
+
+static inline bool at(struct jr *j, char ch)
+{
+        return j->c < j->e && *j->c == ch;
+}
+
+/* Length of the valid UTF-8 sequence (2 to 4 bytes) at s, or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t avail)
+{
+        unsigned char c = s[0];
+        uint32_t cp;
+        size_t n;
+
+        if (c >= 0xc2 && c <= 0xdf) {
+                n = 2;
+                cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+                n = 3;
+                cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+                n = 4;
+                cp = c & 0x07;
+        } else {
+                return 0;
+        }
+        if (avail < n)
+                return 0;
+        for (size_t k = 1; k < n; k++) {
+                if ((s[k] & 0xc0) != 0x80)
+                        return 0;
+                cp = cp << 6 | (s[k] & 0x3f);
+        }
+        if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return n;
+}
+
+static int hex4(struct jr *j, const char *q, uint32_t *ret)
+{
+        uint32_t v = 0;
+
+        if (j->e - q < 4)
+                return -1;
+        for (int k = 0; k < 4; k++) {
+                char h = q[k];
+
+                v <<= 4;
+                if (h >= '0' && h <= '9')
+                        v |= (uint32_t)(h - '0');
+                else if (h >= 'a' && h <= 'f')
+                        v |= (uint32_t)(h - 'a' + 10);
+                else if (h >= 'A' && h <= 'F')
+                        v |= (uint32_t)(h - 'A' + 10);
+                else
+                        return -1;
+        }
+        *ret = v;
         return 0;
 }
 
-static void to_pv(json_t *j, struct agent_pv *v)
+static char *put_utf8(char *d, uint32_t cp)
 {
+        if (cp < 0x80) {
+                *d++ = (char)cp;
+        } else if (cp < 0x800) {
+                *d++ = (char)(0xc0 | cp >> 6);
+                *d++ = (char)(0x80 | (cp & 0x3f));
+        } else if (cp < 0x10000) {
+                *d++ = (char)(0xe0 | cp >> 12);
+                *d++ = (char)(0x80 | (cp >> 6 & 0x3f));
+                *d++ = (char)(0x80 | (cp & 0x3f));
+        } else {
+                *d++ = (char)(0xf0 | cp >> 18);
+                *d++ = (char)(0x80 | (cp >> 12 & 0x3f));
+                *d++ = (char)(0x80 | (cp >> 6 & 0x3f));
+                *d++ = (char)(0x80 | (cp & 0x3f));
+        }
+        return d;
+}
+
+/* The rest of a string with escapes, from the cursor at a backslash; start is
+ * the first byte of its contents. Unescaped text is never longer than the
+ * escaped text, so the scratch needs at most the string's length in the payload. */
+static int string_escaped(struct jr *j, const char *start, const char **ret, size_t *ret_len)
+{
+        const char *q = j->c;
+        char *out, *d;
+
+        while (q < j->e && *q != '"')
+                q += *q == '\\' ? 2 : 1;
+        if (q >= j->e) {
+                j->c = j->e;
+                return syntax(j, AGENT_PARSE_BAD_JSON, "unterminated string");
+        }
+        out = agent_parse_str_alloc(j->p, (size_t)(q - start));
+        if (!out)
+                return -EMSGSIZE;
+        memcpy(out, start, (size_t)(j->c - start));
+        d = out + (j->c - start);
+        for (;;) {
+                unsigned char u = (unsigned char)*j->c;
+                uint32_t cp, lo;
+
+                if (u == '"')
+                        break;
+                if (u < 0x20)
+                        return syntax(j, AGENT_PARSE_BAD_JSON, "control character in string");
+                if (u >= 0x80) {
+                        size_t k = utf8_seq((const unsigned char *)j->c, (size_t)(j->e - j->c));
+
+                        if (!k)
+                                return syntax(j, AGENT_PARSE_BAD_UTF8, "invalid UTF-8 in string");
+                        memcpy(d, j->c, k);
+                        d += k;
+                        j->c += k;
+                        continue;
+                }
+                if (u != '\\') {
+                        *d++ = (char)u;
+                        j->c++;
+                        continue;
+                }
+                switch (j->c[1]) {
+                case '"':
+                case '\\':
+                case '/':
+                        *d++ = j->c[1];
+                        break;
+                case 'b':
+                        *d++ = '\b';
+                        break;
+                case 'f':
+                        *d++ = '\f';
+                        break;
+                case 'n':
+                        *d++ = '\n';
+                        break;
+                case 'r':
+                        *d++ = '\r';
+                        break;
+                case 't':
+                        *d++ = '\t';
+                        break;
+                case 'u':
+                        if (hex4(j, j->c + 2, &cp) < 0)
+                                return syntax(j, AGENT_PARSE_BAD_JSON, "invalid \\u escape");
+                        if (cp >= 0xdc00 && cp <= 0xdfff)
+                                return syntax(j, AGENT_PARSE_BAD_JSON,
+                                              "invalid Unicode '\\u%04" PRIX32 "'", cp);
+                        if (cp >= 0xd800 && cp <= 0xdbff) {
+                                if (j->e - j->c < 12 || j->c[6] != '\\' || j->c[7] != 'u' ||
+                                    hex4(j, j->c + 8, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
+                                        return syntax(j, AGENT_PARSE_BAD_JSON,
+                                                      "invalid Unicode '\\u%04" PRIX32 "'", cp);
+                                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                                j->c += 6;
+                        }
+                        d = put_utf8(d, cp);
+                        j->c += 4;
+                        break;
+                default:
+                        return syntax(j, AGENT_PARSE_BAD_JSON, "invalid escape");
+                }
+                j->c += 2;
+        }
+        j->c++; /* the closing quote */
+        *ret = out;
+        *ret_len = (size_t)(d - out);
+        return 0;
+}
+
+/* A string at the cursor (on its opening quote). */
+static int string(struct jr *j, const char **ret, size_t *ret_len)
+{
+        const char *start = ++j->c;
+
+        while (j->c < j->e) {
+                unsigned char u = (unsigned char)*j->c;
+
+                if (u == '"') {
+                        *ret = start;
+                        *ret_len = (size_t)(j->c - start);
+                        j->c++;
+                        return 0;
+                }
+                if (u == '\\')
+                        return string_escaped(j, start, ret, ret_len);
+                if (u < 0x20)
+                        return syntax(j, AGENT_PARSE_BAD_JSON, "control character in string");
+                if (u >= 0x80) {
+                        size_t k = utf8_seq((const unsigned char *)j->c, (size_t)(j->e - j->c));
+
+                        if (!k)
+                                return syntax(j, AGENT_PARSE_BAD_UTF8, "invalid UTF-8 in string");
+                        j->c += k;
+                } else {
+                        j->c++;
+                }
+        }
+        return syntax(j, AGENT_PARSE_BAD_JSON, "unterminated string");
+}
+
+static inline bool digit(struct jr *j)
+{
+        return j->c < j->e && *j->c >= '0' && *j->c <= '9';
+}
+
+static int number(struct jr *j, double *ret)
+{
+        const char *start = j->c;
+        int r;
+
+        if (at(j, '-'))
+                j->c++;
+        if (at(j, '0')) {
+                j->c++;
+        } else if (digit(j)) {
+                while (digit(j))
+                        j->c++;
+        } else {
+                return syntax(j, AGENT_PARSE_BAD_JSON, "invalid number");
+        }
+        if (at(j, '.')) {
+                j->c++;
+                if (!digit(j))
+                        return syntax(j, AGENT_PARSE_BAD_JSON, "invalid number");
+                while (digit(j))
+                        j->c++;
+        }
+        if (at(j, 'e') || at(j, 'E')) {
+                j->c++;
+                if (at(j, '+') || at(j, '-'))
+                        j->c++;
+                if (!digit(j))
+                        return syntax(j, AGENT_PARSE_BAD_JSON, "invalid number");
+                while (digit(j))
+                        j->c++;
+        }
+        r = agent_parse_decimal(j->p, start, (size_t)(j->c - start), ret);
+        if (r < 0) {
+                /* a range error, located like a syntax error */
+                char msg[sizeof(j->p->err->detail)];
+
+                memcpy(msg, j->p->err->detail, sizeof(msg));
+                j->c = start;
+                return syntax(j, j->p->err->reason, "%s", msg);
+        }
+        return 0;
+}
+
+static bool literal(struct jr *j, const char *word, size_t n)
+{
+        if ((size_t)(j->e - j->c) < n || memcmp(j->c, word, n) != 0)
+                return false;
+        j->c += n;
+        return true;
+}
+
+static int skip_container(struct jr *j);
+
+/* A value at the cursor; objects and arrays are checked and skipped. */
+static int value(struct jr *j, struct agent_pv *v)
+{
+        int r;
+
         *v = (struct agent_pv){.kind = AGENT_PV_OTHER};
-        switch (json_typeof(j)) {
-        case JSON_REAL:
-                v->kind = AGENT_PV_NUMBER;
-                v->d = json_real_value(j);
-                break;
-        case JSON_INTEGER: /* not with JSON_DECODE_INT_AS_REAL; kept for safety */
-                v->kind = AGENT_PV_NUMBER;
-                v->is_int = true;
-                v->i = json_integer_value(j);
-                v->d = (double)v->i;
-                break;
-        case JSON_TRUE:
-        case JSON_FALSE:
-                v->kind = AGENT_PV_BOOL;
-                v->b = json_is_true(j);
-                break;
-        case JSON_NULL:
-                v->kind = AGENT_PV_NULL;
-                break;
-        case JSON_STRING:
+        if (j->c >= j->e)
+                return syntax(j, AGENT_PARSE_BAD_JSON, "value expected");
+        switch (*j->c) {
+        case '"':
                 v->kind = AGENT_PV_STRING;
-                v->s = json_string_value(j);
-                v->len = json_string_length(j);
+                return string(j, &v->s, &v->len);
+        case '{':
+        case '[':
+                v->type = *j->c == '{' ? "object" : "array";
+                return skip_container(j);
+        case 't':
+        case 'f':
+                if (literal(j, "true", 4) || literal(j, "false", 5)) {
+                        v->kind = AGENT_PV_BOOL;
+                        v->b = j->c[-1] == 'e' && j->c[-4] == 't';
+                        return 0;
+                }
                 break;
-        case JSON_OBJECT:
-                v->type = "object";
-                break;
-        default:
-                v->type = "array";
-                break;
-        }
-}
-
-static int walk_object(struct agent_parser *p, json_t *o)
-{
-        size_t n = json_object_size(o), i = 0;
-
-        if (n > p->ent_cap)
-                return agent_parse_fail(p, AGENT_PARSE_TOO_MANY_READINGS,
-                                        "object of %zu members, limit %" PRIu32, n, p->ent_cap);
-        for (void *it = json_object_iter(o); it && i < n; it = json_object_iter_next(o, it), i++) {
-                struct agent_pentry *e = &p->ent[i];
-
-                e->key = json_object_iter_key(it);
-                e->key_len = json_object_iter_key_len(it);
-                e->off = SIZE_MAX;
-                to_pv(json_object_iter_value(it), &e->v);
-        }
-        return agent_parse_object(p, p->ent, i);
-}
-
-static int json_error(struct agent_parser *p, const json_error_t *je)
-{
-        enum agent_parse_reason reason;
-
-        if (p->arena_exhausted)
-                return agent_parse_fail(p, AGENT_PARSE_TOO_COMPLEX,
-                                        "JSON needs more than %zu bytes of memory", p->arena_cap);
-        switch (json_error_code(je)) {
-        case json_error_invalid_utf8:
-                reason = AGENT_PARSE_BAD_UTF8;
-                break;
-        case json_error_stack_overflow:
-                reason = AGENT_PARSE_TOO_DEEP;
-                break;
-        case json_error_null_byte_in_key:
-                reason = AGENT_PARSE_BAD_NAME;
-                break;
-        case json_error_duplicate_key:
-                reason = AGENT_PARSE_DUPLICATE_KEY;
-                break;
-        case json_error_numeric_overflow:
-                reason = AGENT_PARSE_NON_FINITE;
+        case 'n':
+                if (literal(j, "null", 4)) {
+                        v->kind = AGENT_PV_NULL;
+                        return 0;
+                }
                 break;
         default:
-                reason = AGENT_PARSE_BAD_JSON;
+                if (*j->c == '-' || (*j->c >= '0' && *j->c <= '9')) {
+                        v->kind = AGENT_PV_NUMBER;
+                        r = number(j, &v->d);
+                        return r;
+                }
                 break;
         }
-        return agent_parse_fail(p, reason, "%s at line %d column %d (byte %d)", je->text, je->line,
-                                je->column, je->position);
+        return syntax(j, AGENT_PARSE_BAD_JSON, "invalid token");
+}
+
+static int enter(struct jr *j)
+{
+        if (++j->depth > AGENT_PARSE_MAX_DEPTH)
+                return syntax(j, AGENT_PARSE_TOO_DEEP, "nested deeper than %d",
+                              AGENT_PARSE_MAX_DEPTH);
+        j->c++;
+        ws(j);
+        return 0;
+}
+
+/* After a member or element: a comma (returns 1) or the closing bracket (0). */
+static int next(struct jr *j, char close)
+{
+        ws(j);
+        if (at(j, ',')) {
+                j->c++;
+                ws(j);
+                return 1;
+        }
+        if (at(j, close)) {
+                j->c++;
+                j->depth--;
+                return 0;
+        }
+        return syntax(j, AGENT_PARSE_BAD_JSON, "'%c' or ',' expected", close);
+}
+
+static int key(struct jr *j, const char **ret, size_t *ret_len)
+{
+        int r;
+
+        if (!at(j, '"'))
+                return syntax(j, AGENT_PARSE_BAD_JSON, "string or '}' expected");
+        r = string(j, ret, ret_len);
+        if (r < 0)
+                return r;
+        ws(j);
+        if (!at(j, ':'))
+                return syntax(j, AGENT_PARSE_BAD_JSON, "':' expected");
+        j->c++;
+        ws(j);
+        return 0;
+}
+
+/* An object or array nested in a value: syntax only. */
+static int skip_container(struct jr *j)
+{
+        bool obj = *j->c == '{';
+        char close = obj ? '}' : ']';
+        struct agent_pv v;
+        const char *k;
+        size_t kn;
+        int r;
+
+        r = enter(j);
+        if (r < 0)
+                return r;
+        if (at(j, close)) {
+                j->c++;
+                j->depth--;
+                return 0;
+        }
+        do {
+                if (obj) {
+                        r = key(j, &k, &kn);
+                        if (r < 0)
+                                return r;
+                }
+                r = value(j, &v);
+                if (r < 0)
+                        return r;
+                r = next(j, close);
+        } while (r > 0);
+        return r;
+}
+
+static void defer(struct jr *j, int r)
+{
+        if (!j->deferred)
+                j->deferred = r;
+}
+
+/* A top-level object or an array element, at its '{': read into members, then
+ * handed to the object shapes. */
+static int object(struct jr *j)
+{
+        struct agent_parser *p = j->p;
+        uint32_t n = 0;
+        int r;
+
+        r = enter(j);
+        if (r < 0)
+                return r;
+        agent_parse_dup_reset(p);
+        if (at(j, '}')) {
+                j->c++;
+                j->depth--;
+        } else {
+                do {
+                        struct agent_pentry *e = &p->ent[n < p->ent_cap ? n : p->ent_cap - 1];
+
+                        r = key(j, &e->key, &e->key_len);
+                        if (r < 0)
+                                return r;
+                        e->off = SIZE_MAX;
+                        r = value(j, &e->v);
+                        if (r < 0)
+                                return r;
+                        if (!j->deferred) {
+                                if (n >= p->ent_cap) {
+                                        defer(j, agent_parse_fail(p, AGENT_PARSE_TOO_MANY_READINGS,
+                                                                  "object of more than %" PRIu32
+                                                                  " members",
+                                                                  p->ent_cap));
+                                } else if (agent_parse_dup_add(p, e->key, e->key_len)) {
+                                        p->loc.key = e->key;
+                                        p->loc.key_len = e->key_len;
+                                        defer(j, agent_parse_fail(p, AGENT_PARSE_DUPLICATE_KEY,
+                                                                  "duplicate key"));
+                                }
+                        }
+                        n++;
+                        r = next(j, '}');
+                } while (r > 0);
+                if (r < 0)
+                        return r;
+        }
+        if (!j->deferred) {
+                r = agent_parse_object(p, p->ent, n);
+                if (r < 0)
+                        defer(j, r);
+        }
+        return 0;
+}
+
+static int top_array(struct jr *j)
+{
+        struct agent_parser *p = j->p;
+        uint32_t i = 0;
+        int r;
+
+        r = enter(j);
+        if (r < 0)
+                return r;
+        if (at(j, ']')) {
+                j->c++;
+                j->depth--;
+                return 0;
+        }
+        do {
+                p->loc.object = ++i;
+                if (i > p->o.max_readings && !j->deferred) {
+                        p->loc.object = 0;
+                        defer(j, agent_parse_fail(p, AGENT_PARSE_TOO_MANY_READINGS,
+                                                  "array of more than %" PRIu32 " objects",
+                                                  p->o.max_readings));
+                }
+                if (at(j, '{')) {
+                        r = object(j);
+                } else {
+                        struct agent_pv v;
+
+                        r = value(j, &v);
+                        if (r == 0 && !j->deferred)
+                                defer(j, agent_parse_fail(p, AGENT_PARSE_BAD_VALUE_TYPE,
+                                                          "array element is a %s, not an object",
+                                                          v.kind == AGENT_PV_OTHER    ? v.type
+                                                          : v.kind == AGENT_PV_STRING ? "string"
+                                                          : v.kind == AGENT_PV_NUMBER ? "number"
+                                                          : v.kind == AGENT_PV_BOOL   ? "boolean"
+                                                                                      : "null"));
+                }
+                if (r < 0)
+                        return r;
+                r = next(j, ']');
+        } while (r > 0);
+        return r;
 }
 
 int agent_parse_json(struct agent_parser *p, const uint8_t *data, size_t len)
 {
-        const size_t flags = JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL;
-        json_error_t je;
-        json_t *root;
+        struct jr j = {
+                .p = p,
+                .s = (const char *)data,
+                .c = (const char *)data,
+                .e = (const char *)data + len,
+        };
         int r;
 
-        r = check_depth(p, data, len);
+        ws(&j);
+        if (at(&j, '{'))
+                r = object(&j);
+        else if (at(&j, '['))
+                r = top_array(&j);
+        else
+                r = syntax(&j, AGENT_PARSE_BAD_JSON, "'{' or '[' expected");
         if (r < 0)
                 return r;
-        /* the previous payload's values are dead: its readings have been emitted */
-        p->arena_used = 0;
-        p->arena_exhausted = false;
-        json_active = p;
-        root = json_loadb((const char *)data, len, flags, &je);
-        if (root && p->arena_exhausted)
-                json_decref(root); /* frees what went to the heap */
-        json_active = NULL;
-        if (!root || p->arena_exhausted)
-                return json_error(p, &je);
-        /* root and its values live in the arena: no json_decref() */
-        if (json_is_object(root))
-                return walk_object(p, root);
-        if (json_array_size(root) > p->o.max_readings)
-                return agent_parse_fail(p, AGENT_PARSE_TOO_MANY_READINGS,
-                                        "array of %zu objects, limit %" PRIu32,
-                                        json_array_size(root), p->o.max_readings);
-        for (size_t i = 0; i < json_array_size(root); i++) {
-                json_t *o = json_array_get(root, i);
-
-                p->loc.object = (uint32_t)(i + 1 > UINT32_MAX ? UINT32_MAX : i + 1);
-                if (!json_is_object(o)) {
-                        struct agent_pv v;
-
-                        to_pv(o, &v);
-                        return agent_parse_fail(p, AGENT_PARSE_BAD_VALUE_TYPE,
-                                                "array element is a %s, not an object",
-                                                v.kind == AGENT_PV_OTHER    ? v.type
-                                                : v.kind == AGENT_PV_STRING ? "string"
-                                                : v.kind == AGENT_PV_NUMBER ? "number"
-                                                : v.kind == AGENT_PV_BOOL   ? "boolean"
-                                                                            : "null");
-                }
-                r = walk_object(p, o);
-                if (r < 0)
-                        return r;
-        }
-        return 0;
+        ws(&j);
+        if (j.c != j.e)
+                return syntax(&j, AGENT_PARSE_BAD_JSON, "end of data expected");
+        return j.deferred;
 }

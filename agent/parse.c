@@ -71,7 +71,6 @@ void agent_parse_opts_default(struct agent_parse_opts *ret)
                 .max_name_len = lim.max_name_len,
                 .max_text_len = lim.max_text_len,
                 .max_readings = 1000,
-                .json_arena = 0,
         };
 }
 
@@ -384,7 +383,6 @@ struct agent_parser *agent_parser_free(struct agent_parser *p)
 {
         if (!p)
                 return NULL;
-        agent_parse_json_fini(p);
         if (p->c_locale != (locale_t)0)
                 freelocale(p->c_locale);
         floe_free(p->prefix);
@@ -409,7 +407,6 @@ int agent_parser_new(const struct agent_parse_opts *o, struct agent_parser **ret
         struct agent_parse_opts d;
         uint32_t slots = 1;
         size_t per;
-        int r;
 
         agent_parse_opts_default(&d);
         p = floe_calloc(1, sizeof(*p));
@@ -449,9 +446,6 @@ int agent_parser_new(const struct agent_parse_opts *o, struct agent_parser **ret
         p->str = floe_malloc(p->str_cap);
         if (!p->rd || !p->ent || !p->dup_gen || !p->dup_key || !p->dup_len || !p->str)
                 return -ENOMEM;
-        r = agent_parse_json_init(p);
-        if (r < 0)
-                return r;
         p->c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
         if (p->c_locale == (locale_t)0)
                 return -ENOMEM;

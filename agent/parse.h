@@ -10,14 +10,7 @@
  * A payload is accepted or rejected as a whole: it is parsed completely into
  * preallocated scratch space first, and only then are its readings handed to
  * the callback. A parser allocates all of its memory in agent_parser_new();
- * parsing a payload does not allocate (the one exception: a JSON payload that
- * overflows the parser's arena finishes on the heap and is rejected as
- * too-complex). Not thread-safe: one parser per thread.
- *
- * JSON goes through jansson, whose allocation functions are process-global:
- * agent_parser_new() installs functions that serve jansson from the active
- * parser's arena during a parse and from floe_malloc()/floe_free() otherwise.
- * Nothing else in the process may call json_set_alloc_funcs().
+ * parsing a payload does not allocate. Not thread-safe: one parser per thread.
  */
 
 #include <stddef.h>
@@ -70,7 +63,6 @@ struct agent_parse_opts {
         uint32_t max_name_len;          /* bytes of a sensor or metric name */
         uint32_t max_text_len;          /* bytes of a text value */
         uint32_t max_readings;          /* per payload */
-        size_t json_arena;              /* bytes of jansson memory per payload */
 };
 
 void agent_parse_opts_default(struct agent_parse_opts *ret);

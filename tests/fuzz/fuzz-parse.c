@@ -96,7 +96,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         .max_name_len = 12,
                         .max_text_len = 16,
                         .max_readings = 4,
-                        .json_arena = 8192,
                 };
                 if (agent_parser_new(&std_o, &std) < 0 || agent_parser_new(&tiny_o, &tiny) < 0)
                         abort();

@@ -76,7 +76,7 @@ static inline int collect(void *ud, const struct agent_reading *r)
         return 0;
 }
 
-static inline struct agent_parser *parser(uint32_t max_readings, size_t max_payload, size_t arena)
+static inline struct agent_parser *parser(uint32_t max_readings, size_t max_payload)
 {
         struct agent_parse_opts o;
         struct agent_parser *p;
@@ -84,7 +84,6 @@ static inline struct agent_parser *parser(uint32_t max_readings, size_t max_payl
         agent_parse_opts_default(&o);
         o.max_readings = max_readings;
         o.max_payload = max_payload;
-        o.json_arena = arena;
         assert_int_equal(agent_parser_new(&o, &p), 0);
         return p;
 }
@@ -134,7 +133,7 @@ static inline void check_got(const char *what, const struct got *g, const struct
 
 static inline void run_accepts(const struct accept *cases, size_t ncases)
 {
-        struct agent_parser *p = parser(0, 0, 0);
+        struct agent_parser *p = parser(0, 0);
         struct agent_parse_error e;
         struct sink s;
 
