@@ -56,9 +56,9 @@ static void strdict_free(struct floe_strdict *d)
         *d = (struct floe_strdict){0};
 }
 
+/* slots come zeroed from calloc, so a large table costs memory only where used */
 static void strdict_rehash(struct floe_strdict *d, uint32_t *slots, uint32_t nslots)
 {
-        memset(slots, 0, sizeof(*slots) * nslots);
         for (uint32_t i = 0; i < d->n; i++) {
                 uint32_t h = hash_bytes(d->buf + d->off[i], d->len[i]) & (nslots - 1);
 
@@ -85,7 +85,7 @@ static int strdict_reserve(struct floe_strdict *d, uint32_t entries, size_t byte
         }
         if (slots_for(d->cap) > d->nslots) {
                 uint32_t n = slots_for(d->cap);
-                uint32_t *slots = floe_reallocarray(NULL, n, sizeof(*slots));
+                uint32_t *slots = floe_calloc(n, sizeof(*slots));
 
                 if (!slots)
                         return -ENOMEM;

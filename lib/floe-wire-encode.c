@@ -24,8 +24,6 @@ struct floe_wire_encoder {
         uint8_t *seen;
         int64_t *last;
         uint32_t scratch_series;
-        int64_t *mant; /* per-row mantissas */
-        uint32_t scratch_rows;
 };
 
 struct wbuf {
@@ -67,7 +65,6 @@ struct floe_wire_encoder *floe_wire_encoder_free(struct floe_wire_encoder *e)
         floe_free(e->scale);
         floe_free(e->seen);
         floe_free(e->last);
-        floe_free(e->mant);
         floe_free(e);
         return NULL;
 }
@@ -86,7 +83,7 @@ static int ensure(uint8_t **p, size_t *cap, size_t need)
         return 0;
 }
 
-static int ensure_scratch(struct floe_wire_encoder *e, uint32_t nseries, uint32_t nrows)
+static int ensure_scratch(struct floe_wire_encoder *e, uint32_t nseries)
 {
         if (nseries > e->scratch_series) {
                 uint8_t *s = floe_realloc(e->scale, nseries);
@@ -104,14 +101,6 @@ static int ensure_scratch(struct floe_wire_encoder *e, uint32_t nseries, uint32_
                         return -ENOMEM;
                 e->last = l;
                 e->scratch_series = nseries;
-        }
-        if (nrows > e->scratch_rows) {
-                int64_t *m = floe_reallocarray(e->mant, nrows, sizeof(*m));
-
-                if (!m)
-                        return -ENOMEM;
-                e->mant = m;
-                e->scratch_rows = nrows;
         }
         return 0;
 }
@@ -239,14 +228,15 @@ static void put_dcol(struct floe_wire_encoder *e, struct wbuf *w, const struct f
                         ;
                 e->scale[s] = k > FLOE_WIRE_SCALE_MAX ? FLOE_WIRE_SCALE_F64 : (uint8_t)k;
         }
-        /* Pass 2: mantissas at the final scale; a value that no longer fits
-         * (possible near 2^53) sends its series to float64. */
+        /* Pass 2: a value that no longer fits at its series' final scale (possible
+         * near 2^53) sends the series to float64. Mantissas are computed again when
+         * written rather than kept: 8 bytes per row less memory. */
         for (uint32_t i = 0; i < nrows; i++) {
                 uint32_t s = b->row_series[i];
 
                 if (isnull[i] || e->scale[s] == FLOE_WIRE_SCALE_F64)
                         continue;
-                if (!dec_fits(v[i], e->scale[s], &e->mant[i]))
+                if (!dec_fits(v[i], e->scale[s], &m))
                         e->scale[s] = FLOE_WIRE_SCALE_F64;
         }
         for (uint32_t i = 0; i < nrows; i++) {
@@ -286,9 +276,9 @@ static void put_dcol(struct floe_wire_encoder *e, struct wbuf *w, const struct f
 
                         if (isnull[i] || e->scale[s] == FLOE_WIRE_SCALE_F64)
                                 continue;
-                        w->len += floe_varint_put(w->p + w->len,
-                                                  floe_zigzag(e->mant[i] - e->last[s]));
-                        e->last[s] = e->mant[i];
+                        dec_fits(v[i], e->scale[s], &m); /* fits: checked in pass 2 */
+                        w->len += floe_varint_put(w->p + w->len, floe_zigzag(m - e->last[s]));
+                        e->last[s] = m;
                 }
                 bstr_end(w, start);
         }
@@ -432,7 +422,7 @@ int floe_wire_encode_raw(struct floe_wire_encoder *e, const struct floe_batch *b
         else
                 bound += rows * (5 + FLOE_VARINT_MAX) + 18 + FLOE_AGG_NCOLS * (dcol_bound(b) + 16);
         r = ensure(&e->raw, &e->raw_cap, bound);
-        r = r ?: ensure_scratch(e, b->nseries ? b->nseries : 1, b->nrows ? b->nrows : 1);
+        r = r ?: ensure_scratch(e, b->nseries ? b->nseries : 1);
         if (r < 0)
                 return r;
 
