@@ -268,7 +268,7 @@ int agent_settings_load(const struct floe_config *cfg, struct agent_settings *re
                                               &s.max_series, err);
         r = r ?: floe_config_get_enum(cfg, "batch", "ship", ships, AGENT_SHIP_BOTH, &ship, err);
         r = r
-                    ?: floe_config_get_uint64(cfg, "batch", "max_events", 200000, 1, 1 << 20,
+                    ?: floe_config_get_uint64(cfg, "batch", "max_events", 50000, 1, 1 << 20,
                                               &s.batch_max_events, err);
         r = r
                     ?: floe_config_get_size(cfg, "batch", "max_bytes", 1 << 20, 1024, 4 << 20,

@@ -42,12 +42,12 @@ struct batchset {
 };
 
 static double build(struct batchset *set, const struct profile_row *rows, const struct profile *p,
-                    int seconds_per_batch)
+                    int tenths_per_batch)
 {
-        uint32_t per = (uint32_t)seconds_per_batch * PROFILE_SENSORS * PROFILE_METRICS;
+        uint32_t per = (uint32_t)tenths_per_batch * PROFILE_SENSORS * PROFILE_METRICS / 10;
         double t0;
 
-        set->n = SECONDS / seconds_per_batch;
+        set->n = SECONDS * 10 / tenths_per_batch;
         set->b = calloc((size_t)set->n, sizeof(*set->b));
         set->events = (uint64_t)set->n * per;
         for (int k = 0; k < set->n; k++) {
@@ -59,7 +59,7 @@ static double build(struct batchset *set, const struct profile_row *rows, const 
                         die("batch", r);
                 set->b[k]->epoch = 0x5eed;
                 set->b[k]->seq = (uint64_t)k + 1;
-                set->b[k]->created_us = PROFILE_T0 + (int64_t)(k + 1) * seconds_per_batch * 1000000;
+                set->b[k]->created_us = PROFILE_T0 + (int64_t)(k + 1) * tenths_per_batch * 100000;
         }
         t0 = cpu_now();
         for (int k = 0; k < set->n; k++) {
@@ -246,19 +246,19 @@ int main(void)
         size_t total = (size_t)SECONDS * PROFILE_SENSORS * PROFILE_METRICS;
         struct profile_row *rows = malloc(total * sizeof(*rows));
         static struct profile p;
-        struct batchset sets[3];
-        static const int batch_seconds[3] = {10, 1, 30};
-        struct result ndjson, ndjson_zst, wire[3], wire3;
+        struct batchset sets[4];
+        static const int batch_tenths[4] = {100, 10, 300, 25}; /* tenths of a second */
+        struct result ndjson, ndjson_zst, wire[4], wire3;
         double append_s;
 
         profile_init(&p, 42);
         for (int s = 0; s < SECONDS; s++)
                 profile_second(&p, rows + (size_t)s * PROFILE_SENSORS * PROFILE_METRICS);
-        append_s = build(&sets[0], rows, &p, batch_seconds[0]);
-        for (int i = 1; i < 3; i++)
-                build(&sets[i], rows, &p, batch_seconds[i]);
+        append_s = build(&sets[0], rows, &p, batch_tenths[0]);
+        for (int i = 1; i < 4; i++)
+                build(&sets[i], rows, &p, batch_tenths[i]);
 
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 4; i++)
                 wire[i] = bench_wire(&sets[i], FLOE_WIRE_LEVEL_DEFAULT);
         wire3 = bench_wire(&sets[0], 3);
         bench_ndjson(&sets[0], &ndjson, &ndjson_zst);
@@ -279,6 +279,7 @@ int main(void)
         row("floe wire", &wire[0], (double)total, ndjson.bytes);
         row("floe wire, zstd level 3", &wire3, (double)total, ndjson.bytes);
         row("floe wire, 1 s batches", &wire[1], (double)total, ndjson.bytes);
+        row("floe wire, 2.5 s batches", &wire[3], (double)total, ndjson.bytes);
         row("floe wire, 30 s batches", &wire[2], (double)total, ndjson.bytes);
         printf("\nBuilding batches from rows (intern sensor and metric names, append): %.2f M "
                "events/s\n",

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The agent's JSON reader against jansson, an independent RFC 8259 parser, on
  * arbitrary bytes: whatever jansson rejects must be rejected (the agent is
- * stricter only about depth, number length and the shapes of docs/ingest.md),
+ * stricter only about depth, number length, raw NUL bytes between tokens, which
+ * jansson skips, and the shapes of docs/ingest.md),
  * and a flat object of numbers, strings and literals that both accept must
  * give jansson's values exactly, in order. */
 #include <jansson.h>
@@ -67,8 +68,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 return 0;
         }
         if (r < 0) {
-                /* accepted by jansson, rejected by us: only for reasons beyond syntax */
-                if (e.reason == AGENT_PARSE_BAD_JSON || e.reason == AGENT_PARSE_BAD_UTF8)
+                /* accepted by jansson, rejected by us: only for reasons beyond syntax, or
+                 * for a raw NUL byte, which jansson skips between tokens but RFC 8259
+                 * does not allow */
+                if ((e.reason == AGENT_PARSE_BAD_JSON || e.reason == AGENT_PARSE_BAD_UTF8) &&
+                    !memchr(data, 0, size))
                         abort();
                 json_decref(j);
                 return 0;
