@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The SQLite backend of the registry (registry-db.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "floe-alloc.h"
+#include "registry-db.h"
+
+#define BUSY_TIMEOUT_MS 10000
+
+struct regdb {
+        sqlite3 *db;
+        char error[256];
+};
+
+struct regdb_stmt {
+        struct regdb *db;
+        sqlite3_stmt *st;
+};
+
+static int set_error(struct regdb *db, int rc)
+{
+        const char *msg = db->db ? sqlite3_errmsg(db->db) : sqlite3_errstr(rc);
+
+        snprintf(db->error, sizeof(db->error), "%s", msg ? msg : "unknown error");
+        switch (rc & 0xff) {
+        case SQLITE_NOMEM:
+                return -ENOMEM;
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+                return -EBUSY;
+        case SQLITE_CONSTRAINT:
+                if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
+                        return -EEXIST;
+                return -EINVAL;
+        case SQLITE_CANTOPEN:
+                return -ENOENT;
+        case SQLITE_READONLY:
+                return -EROFS;
+        case SQLITE_PERM:
+        case SQLITE_AUTH:
+                return -EACCES;
+        default:
+                return -EIO;
+        }
+}
+
+static void db_close(struct regdb *db)
+{
+        if (!db)
+                return;
+        sqlite3_close_v2(db->db);
+        floe_free(db);
+}
+
+static int db_open(const char *location, struct regdb **ret)
+{
+        struct regdb *db;
+        int fd, rc, r;
+
+        db = floe_calloc(1, sizeof(*db));
+        if (!db)
+                return -ENOMEM;
+        /* Create the file 0600 first: SQLite would use the umask. */
+        fd = open(location, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) {
+                r = -errno;
+                floe_free(db);
+                return r;
+        }
+        close(fd);
+        rc = sqlite3_open_v2(location, &db->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+                             NULL);
+        if (rc != SQLITE_OK) {
+                r = set_error(db, rc);
+                db_close(db);
+                return r;
+        }
+        sqlite3_extended_result_codes(db->db, 1);
+        sqlite3_busy_timeout(db->db, BUSY_TIMEOUT_MS);
+        rc = sqlite3_exec(db->db,
+                          "PRAGMA journal_mode = WAL;"
+                          "PRAGMA synchronous = FULL;"
+                          "PRAGMA foreign_keys = ON;",
+                          NULL, NULL, NULL);
+        if (rc != SQLITE_OK) {
+                r = set_error(db, rc);
+                db_close(db);
+                return r;
+        }
+        *ret = db;
+        return 0;
+}
+
+static const char *db_error(const struct regdb *db)
+{
+        return db ? db->error : "";
+}
+
+static int db_exec(struct regdb *db, const char *sql)
+{
+        int rc = sqlite3_exec(db->db, sql, NULL, NULL, NULL);
+
+        return rc == SQLITE_OK ? 0 : set_error(db, rc);
+}
+
+static int db_begin(struct regdb *db)
+{
+        return db_exec(db, "BEGIN IMMEDIATE");
+}
+
+static int db_commit(struct regdb *db)
+{
+        return db_exec(db, "COMMIT");
+}
+
+static int db_rollback(struct regdb *db)
+{
+        if (sqlite3_get_autocommit(db->db))
+                return 0;
+        return db_exec(db, "ROLLBACK");
+}
+
+static int db_prepare(struct regdb *db, const char *sql, struct regdb_stmt **ret)
+{
+        struct regdb_stmt *st;
+        int rc, r;
+
+        st = floe_calloc(1, sizeof(*st));
+        if (!st)
+                return -ENOMEM;
+        st->db = db;
+        rc = sqlite3_prepare_v2(db->db, sql, -1, &st->st, NULL);
+        if (rc != SQLITE_OK) {
+                r = set_error(db, rc);
+                floe_free(st);
+                return r;
+        }
+        *ret = st;
+        return 0;
+}
+
+static void db_finalize(struct regdb_stmt *st)
+{
+        if (!st)
+                return;
+        sqlite3_finalize(st->st);
+        floe_free(st);
+}
+
+static int db_bind_text(struct regdb_stmt *st, int idx, const char *v)
+{
+        int rc = v ? sqlite3_bind_text(st->st, idx, v, -1, SQLITE_TRANSIENT)
+                   : sqlite3_bind_null(st->st, idx);
+
+        return rc == SQLITE_OK ? 0 : set_error(st->db, rc);
+}
+
+static int db_bind_int64(struct regdb_stmt *st, int idx, int64_t v)
+{
+        int rc = sqlite3_bind_int64(st->st, idx, v);
+
+        return rc == SQLITE_OK ? 0 : set_error(st->db, rc);
+}
+
+static int db_step(struct regdb_stmt *st)
+{
+        int rc = sqlite3_step(st->st);
+
+        if (rc == SQLITE_ROW)
+                return 1;
+        if (rc == SQLITE_DONE)
+                return 0;
+        return set_error(st->db, rc);
+}
+
+static const char *db_column_text(struct regdb_stmt *st, int col)
+{
+        return (const char *)sqlite3_column_text(st->st, col);
+}
+
+static int64_t db_column_int64(struct regdb_stmt *st, int col)
+{
+        return sqlite3_column_int64(st->st, col);
+}
+
+static bool db_column_is_null(struct regdb_stmt *st, int col)
+{
+        return sqlite3_column_type(st->st, col) == SQLITE_NULL;
+}
+
+static int64_t db_changes(struct regdb *db)
+{
+        return sqlite3_changes64(db->db);
+}
+
+const struct regdb_ops regdb_sqlite_ops = {
+        .scheme = "sqlite",
+        .open = db_open,
+        .close = db_close,
+        .error = db_error,
+        .exec = db_exec,
+        .begin = db_begin,
+        .commit = db_commit,
+        .rollback = db_rollback,
+        .prepare = db_prepare,
+        .finalize = db_finalize,
+        .bind_text = db_bind_text,
+        .bind_int64 = db_bind_int64,
+        .step = db_step,
+        .column_text = db_column_text,
+        .column_int64 = db_column_int64,
+        .column_is_null = db_column_is_null,
+        .changes = db_changes,
+};
