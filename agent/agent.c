@@ -44,7 +44,7 @@ struct agent {
         sd_event_source *metrics_timer;
         sd_event_source *sync_timer;
         int64_t now;
-        double cert_days;
+        int64_t cert_not_after_us; /* wall clock */
         bool cert_days_known;
         uint64_t payloads;
         uint64_t payload_rejects[AGENT_PARSE_REASON_MAX];
@@ -150,6 +150,12 @@ static int board_poll(sd_event_source *s, uint64_t usec, void *ud)
 
 /* ---- status, metrics ---- */
 
+/* Days until the device certificate expires, now: it counts down while the agent runs. */
+static double cert_days(const struct agent *a)
+{
+        return (double)(a->cert_not_after_us - wall_us()) / 86400e6;
+}
+
 static int status_json(void *ud, char *buf, size_t size)
 {
         struct agent *a = ud;
@@ -161,7 +167,7 @@ static int status_json(void *ud, char *buf, size_t size)
         agent_outbox_stats(a->ob, &os);
         agent_uplink_stats(a->uplink, &us);
         if (a->cert_days_known)
-                snprintf(days, sizeof(days), "%.1f", a->cert_days);
+                snprintf(days, sizeof(days), "%.1f", cert_days(a));
         n = snprintf(buf, size,
                      "{\"identity\":\"%s\",\"time_us\":%" PRId64 ",\"queue_batches\":%" PRIu64
                      ",\"queue_bytes\":%" PRIu64 ",\"dropped_batches\":%" PRIu64
@@ -215,6 +221,13 @@ static void write_metrics(struct agent *a)
                          (const char *const[]){"kind", "events", NULL}, ps.event_batches);
         floe_metrics_u64(m, "floe_agent_batches_total",
                          (const char *const[]){"kind", "aggregates", NULL}, ps.aggregate_batches);
+        family(m, "floe_agent_batches_split_total", "counter",
+               "Event batches that encoded larger than an outbox record and were split.",
+               ps.split_batches);
+        family(m, "floe_agent_batch_errors_total", "counter",
+               "Batches that could not be encoded (logged).", ps.encode_errors);
+        family(m, "floe_agent_readings_unbatched_total", "counter",
+               "Readings the ring or an event batch refused (logged).", ps.rejected);
         family(m, "floe_agent_ring_used_bytes", "gauge", "Ring bytes not yet consumed.", rs.used);
         family(m, "floe_agent_ring_capacity_bytes", "gauge", "Ring capacity.", rs.capacity);
         family(m, "floe_agent_late_total", "counter", "Readings too late for their window.",
@@ -251,7 +264,7 @@ static void write_metrics(struct agent *a)
         if (a->cert_days_known) {
                 floe_metrics_family(m, "floe_agent_certificate_days_left", "gauge",
                                     "Days until the device certificate expires.");
-                floe_metrics_double(m, "floe_agent_certificate_days_left", NULL, a->cert_days);
+                floe_metrics_double(m, "floe_agent_certificate_days_left", NULL, cert_days(a));
         }
         r = floe_metrics_write_file(m, a->s.metrics_file);
         if (r < 0)
@@ -308,11 +321,22 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
 
 static void refresh_cert(struct agent *a)
 {
+        char cn[sizeof(a->s.identity)];
+        double days;
+
         a->cert_days_known = a->s.uplink_enabled && *a->s.cert_file &&
-                             agent_cert_days_left(a->s.cert_file, &a->cert_days) == 0;
-        if (a->cert_days_known && a->cert_days < 14)
+                             agent_cert_days_left(a->s.cert_file, &days) == 0;
+        if (!a->cert_days_known)
+                return;
+        a->cert_not_after_us = wall_us() + (int64_t)(days * 86400e6);
+        if (days < 14)
                 log_warning("uplink: the device certificate %s expires in %.1f days",
-                            a->s.cert_file, a->cert_days);
+                            a->s.cert_file, days);
+        /* the broker confines a device to the topics of its certificate's CN */
+        if (agent_cert_cn(a->s.cert_file, cn, sizeof(cn)) == 0 && strcmp(cn, a->s.identity) != 0)
+                log_warning("uplink: identity %s is not the device certificate's CN %s (%s): "
+                            "the broker will refuse its batches",
+                            a->s.identity, cn, a->s.cert_file);
 }
 
 static int on_reload(void *ud)

@@ -106,6 +106,12 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
                 rc = mosquitto_loop_read(m->mosq, 1);
         if (rc == MOSQ_ERR_SUCCESS && (revents & EPOLLOUT))
                 rc = mosquitto_loop_write(m->mosq, 1);
+        /* A refused or reset connect during the TLS handshake: libmosquitto 2.0 takes
+         * SSL_ERROR_SYSCALL for "try again" and would spin on the hung-up socket until
+         * the keepalive ran out. A connect cannot complete once the peer hung up. */
+        if (rc == MOSQ_ERR_SUCCESS && (revents & (EPOLLHUP | EPOLLERR)) &&
+            m->state == ST_CONNECTING)
+                rc = MOSQ_ERR_CONN_LOST;
         if (rc != MOSQ_ERR_SUCCESS) {
                 lost(m, rc);
                 return 0;

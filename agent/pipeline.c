@@ -12,10 +12,12 @@
 #include "ring.h"
 #include "window.h"
 
-/* Per-row estimate of the encoded size, for batch_max_bytes: measured on
- * the reference profile the wire needs about 1-3 bytes per event; 8 keeps
- * a batch comfortably under its bound whatever the data. */
+/* Per-row estimate of the encoded size, for batch_max_bytes: the reference
+ * profile needs 1-3 bytes per event, noisy floats up to about 12. The
+ * estimate starts here and follows what the last batches really took; a batch
+ * that still encodes too big is split (split_events). */
 #define EST_BYTES_PER_EVENT 8
+#define EST_BYTES_MAX       32
 
 struct agent_pipeline {
         struct agent_pipeline_opts o;
@@ -27,6 +29,7 @@ struct agent_pipeline {
         struct floe_batch *aggs;
         uint64_t events_first_mono; /* when the open event batch got its first row */
         uint64_t est_bytes;
+        uint32_t est_per_event;
         bool replaying;
         struct agent_pipeline_stats st;
         struct floe_ratelimit rl;
@@ -64,11 +67,21 @@ static int batch_to_outbox(struct agent_pipeline *p, struct floe_batch *b,
         b->seq = agent_outbox_next_seq(p->ob);
         b->created_us = now_us;
         r = floe_wire_encode(p->enc, b, &data, &len);
+        if (r == -E2BIG)
+                return r; /* the caller splits the batch */
         if (r < 0) {
                 p->st.encode_errors++;
                 log_ratelimit(&p->rl, LOG_ERR, "pipeline: cannot encode a %s batch of %u rows: %s",
                               floe_batch_kind_name(b->kind), b->nrows, strerror(-r));
                 return r;
+        }
+        if (b->kind == FLOE_KIND_EVENTS) {
+                /* the next batches are estimated at this one's size per event, with room */
+                uint64_t per = (len + len / 4) / b->nrows + 1;
+
+                p->est_per_event = per < EST_BYTES_PER_EVENT ? EST_BYTES_PER_EVENT
+                                   : per > EST_BYTES_MAX     ? EST_BYTES_MAX
+                                                             : (uint32_t)per;
         }
         h->seq = b->seq;
         r = agent_ring_set_pending(p->ring, h);
@@ -96,6 +109,9 @@ static int batch_to_outbox(struct agent_pipeline *p, struct floe_batch *b,
         return 0;
 }
 
+static int add_event(struct agent_pipeline *p, const struct agent_ring_entry *e, int64_t now_us);
+static int split_events(struct agent_pipeline *p, uint64_t upto, int64_t now_us);
+
 /* The open event batch holds every record from the events cursor up to
  * `upto` (the ring's head, or the replay's position): once it is in the
  * outbox, the cursor moves there. */
@@ -104,12 +120,45 @@ static int close_events(struct agent_pipeline *p, uint64_t upto, int64_t now_us)
         struct agent_ring_pending h = {.kind = FLOE_KIND_EVENTS, .cursor = upto};
         int r = batch_to_outbox(p, p->events, &h, now_us);
 
+        if (r == -E2BIG)
+                return split_events(p, upto, now_us);
         if (r < 0)
                 return r;
         floe_batch_reset(p->events);
         p->est_bytes = 0;
         p->events_first_mono = 0;
         return 0;
+}
+
+/* The open batch encodes larger than an outbox record may be (values noisier
+ * than the estimate): it is built again from its ring records in batches of
+ * half as many rows, each closed as it fills, halving again if need be. */
+static int split_events(struct agent_pipeline *p, uint64_t upto, int64_t now_us)
+{
+        uint32_t cap = p->events->nrows / 2, saved = p->o.batch_max_events;
+        struct agent_ring_iter it;
+        struct agent_ring_entry e;
+        int r;
+
+        if (cap == 0) {
+                /* one reading too large for a record: impossible within the limits */
+                p->st.encode_errors++;
+                return -E2BIG;
+        }
+        p->st.split_batches++;
+        floe_batch_reset(p->events);
+        p->est_bytes = 0;
+        p->o.batch_max_events = cap;
+        r = agent_ring_iter_init(p->ring, agent_ring_events_cursor(p->ring), &it);
+        while (r == 0 && (r = agent_ring_iter_next(&it, &e)) == 0 && e.pos < upto) {
+                r = add_event(p, &e, now_us);
+                if (r == 0 && p->events->nrows >= cap)
+                        r = close_events(p, e.next, now_us);
+        }
+        if (r == 0 || r == -ENOENT)
+                r = close_events(p, upto, now_us);
+        p->o.batch_max_events = saved;
+        return r;
 }
 
 static int emit_agg(void *ud, const char *sensor, size_t slen, const char *metric, size_t mlen,
@@ -149,17 +198,13 @@ static int ship_windows(struct agent_pipeline *p, int64_t now_us, bool all)
         return batch_to_outbox(p, p->aggs, &h, now_us);
 }
 
-/* Feeds one ring record to the consumers that have not seen it. */
-static int consume(struct agent_pipeline *p, const struct agent_ring_entry *e, int64_t now_us)
+/* Adds one ring record to the open event batch. */
+static int add_event(struct agent_pipeline *p, const struct agent_ring_entry *e, int64_t now_us)
 {
         const struct agent_reading *rd = &e->rd;
         uint32_t series;
         int r;
 
-        if (ships(p, AGENT_SHIP_AGGREGATES) && e->pos >= agent_ring_agg_cursor(p->ring))
-                agent_window_add(p->win, rd, e->flags, e->pos, e->arrival_us);
-        if (!ships(p, AGENT_SHIP_EVENTS) || e->pos < agent_ring_events_cursor(p->ring))
-                return 0;
         r = floe_batch_intern_series(p->events, rd->sensor, rd->sensor_len, rd->metric,
                                      rd->metric_len, &series);
         r = r
@@ -181,8 +226,18 @@ static int consume(struct agent_pipeline *p, const struct agent_ring_entry *e, i
                 log_ratelimit(&p->rl, LOG_ERR, "pipeline: reading not batched: %s", strerror(-r));
                 return 0;
         }
-        p->est_bytes += EST_BYTES_PER_EVENT + rd->text_len;
+        p->est_bytes += p->est_per_event + rd->text_len;
         return 0;
+}
+
+/* Feeds one ring record to the consumers that have not seen it. */
+static int consume(struct agent_pipeline *p, const struct agent_ring_entry *e, int64_t now_us)
+{
+        if (ships(p, AGENT_SHIP_AGGREGATES) && e->pos >= agent_ring_agg_cursor(p->ring))
+                agent_window_add(p->win, &e->rd, e->flags, e->pos, e->arrival_us);
+        if (!ships(p, AGENT_SHIP_EVENTS) || e->pos < agent_ring_events_cursor(p->ring))
+                return 0;
+        return add_event(p, e, now_us);
 }
 
 static bool events_full(const struct agent_pipeline *p)
@@ -300,6 +355,7 @@ int agent_pipeline_new(const struct agent_pipeline_opts *o, struct agent_ring *r
         p->win = win;
         p->ob = ob;
         p->rl = (struct floe_ratelimit)FLOE_RATELIMIT_INIT(10 * 1000000ULL, 5);
+        p->est_per_event = EST_BYTES_PER_EVENT;
         r = floe_wire_encoder_new(o->level, &o->lim, &p->enc);
         r = r ?: floe_batch_new(FLOE_KIND_EVENTS, &o->lim, &p->events);
         r = r ?: floe_batch_new(FLOE_KIND_AGGREGATES, &o->lim, &p->aggs);

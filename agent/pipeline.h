@@ -47,7 +47,8 @@ struct agent_pipeline_stats {
         uint64_t aggregate_batches;
         uint64_t outbox_refused; /* batches the outbox refused (reject-new) */
         uint64_t encode_errors;
-        uint32_t open_events; /* rows in the open event batch */
+        uint64_t split_batches; /* event batches encoded too large for a record, split */
+        uint32_t open_events;   /* rows in the open event batch */
 };
 
 struct agent_pipeline;

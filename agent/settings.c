@@ -6,6 +6,7 @@
 #include <openssl/x509.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "board.h"
@@ -172,6 +173,39 @@ static int derive_paths(const struct floe_config *cfg, struct agent_settings *s,
         return 0;
 }
 
+/* The uplink's TLS files are checked now, not at the first connect (or at the reconnect a
+ * SIGHUP asks for): they exist and the certificate is one. A file this user may not read
+ * (`floe-agent status` run by an operator) is left to the daemon's user. */
+static int check_tls_files(const struct floe_config *cfg, const struct agent_settings *s,
+                           struct floe_config_error *err)
+{
+        static const char *const keys[] = {"ca_file", "cert_file", "key_file"};
+        const char *const paths[] = {s->ca_file, s->cert_file, s->key_file};
+        double days;
+        int r;
+
+        for (size_t i = 0; i < 3; i++) {
+                struct stat st;
+
+                if (stat(paths[i], &st) < 0) {
+                        if (errno == EACCES)
+                                continue;
+                        r = -errno;
+                        return floe_config_key_error(cfg, "uplink", keys[i], r, err, "%s: %s",
+                                                     paths[i], strerror(-r));
+                }
+                if (!S_ISREG(st.st_mode))
+                        return floe_config_key_error(cfg, "uplink", keys[i], -EINVAL, err,
+                                                     "%s: not a regular file", paths[i]);
+        }
+        r = agent_cert_days_left(s->cert_file, &days);
+        if (r < 0 && r != -EACCES)
+                return floe_config_key_error(cfg, "uplink", "cert_file", r, err, "%s: %s",
+                                             s->cert_file,
+                                             r == -EBADMSG ? "no PEM certificate" : strerror(-r));
+        return 0;
+}
+
 static int load_identity(const struct floe_config *cfg, struct agent_settings *s,
                          struct floe_config_error *err)
 {
@@ -313,6 +347,8 @@ int agent_settings_load(const struct floe_config *cfg, struct agent_settings *re
                 return floe_config_key_error(cfg, "window", "grace", -ERANGE, err,
                                              "must be shorter than the window length");
         r = derive_paths(cfg, &s, err);
+        if (r == 0 && s.uplink_enabled)
+                r = check_tls_files(cfg, &s, err);
         r = r ?: load_identity(cfg, &s, err);
         if (r < 0)
                 return r;

@@ -7,6 +7,7 @@
     pki.device("acme.gw-0002", validity="expired")    # or "future" (not yet valid)
     pki.service()                        # CN=floe-uploader, for the uploader / test consumer
     pki.revoke("acme.gw-0001")           # revoke every certificate of that CN, rewrite pki.crl
+    pki.revoke_one(dev)                  # revoke just that certificate (after a rotation)
 
 Layout: root CA (EC P-256, self-signed) -> intermediate "floe test device CA" (CA:TRUE,
 pathlen:0) -> device and service certificates; the broker's server certificate comes from the
@@ -304,6 +305,17 @@ class PKI:
                 self._revoked.add(c.serial)
             self.write_crl()
             return [c.serial for c in creds]
+
+    def revoke_one(self, creds):
+        """Revoke one certificate (e.g. the one a rotation replaced), rewrite the CRL file
+        and return its serial. Other certificates of the same CN stay valid."""
+        with self._lock:
+            if creds.serial not in self._revoked:
+                self.openssl("ca", "-config", self.config, "-name", "int_ca", "-revoke",
+                             creds.leaf, "-crl_reason", "superseded")
+                self._revoked.add(creds.serial)
+            self.write_crl()
+            return creds.serial
 
     def revoked(self, serial):
         return serial in self._revoked

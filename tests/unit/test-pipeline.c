@@ -29,6 +29,8 @@ struct rig {
         struct agent_pipeline *pipe;
 };
 
+static size_t rig_max_record; /* 0: the outbox default */
+
 static void rig_open(struct rig *g)
 {
         struct agent_pipeline_opts po = {
@@ -48,6 +50,11 @@ static void rig_open(struct rig *g)
         oo.sync = AGENT_OUTBOX_SYNC_NONE;
         agent_window_opts_default(&wo);
         floe_wire_limits_default(&po.lim);
+        if (rig_max_record) {
+                oo.max_record = (uint32_t)rig_max_record;
+                po.batch_max_bytes = rig_max_record;
+                po.lim.max_compressed = (uint32_t)rig_max_record;
+        }
         assert_int_equal(agent_ring_open(g->ring_path, 1 << 20, AGENT_RING_SYNC_NONE, &g->ring,
                                          &rec, err, sizeof(err)),
                          0);
@@ -128,6 +135,41 @@ static void test_open_batch_replayed_once(void **state)
         rig_done(&g);
 }
 
+/* Values noisier than the size estimate: the batch that encodes larger than an
+ * outbox record is split, and every reading is shipped exactly once. */
+static void test_batch_too_large_is_split(void **state)
+{
+        struct agent_pipeline_stats ps;
+        uint64_t x = 0x9e3779b97f4a7c15ull;
+        struct rig g;
+
+        (void)state;
+        rig_max_record = 4096;
+        rig_init(&g);
+        for (int i = 0; i < 1000; i++) {
+                struct agent_reading r = {.sensor = "s",
+                                          .sensor_len = 1,
+                                          .metric = "m",
+                                          .metric_len = 1,
+                                          .ts_us = T0 + i * 1000003LL};
+
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                r.value = (double)(x >> 11) / 9007199254740992.0; /* full 53-bit mantissas */
+                r.ts_us += (int64_t)(x & 0xfffff);                /* and jittered times */
+                assert_int_equal(agent_pipeline_accept(g.pipe, &r, T0), 0);
+        }
+        assert_int_equal(agent_pipeline_drain(g.pipe, T0), 0);
+        agent_pipeline_stats(g.pipe, &ps);
+        assert_true(ps.split_batches > 0);
+        assert_int_equal(ps.encode_errors, 0);
+        assert_int_equal(ps.rejected, 0);
+        assert_int_equal(outbox_events(&g), 1000);
+        rig_done(&g);
+        rig_max_record = 0;
+}
+
 /* The crash window between the outbox append and the cursor move: the
  * hand-over record finishes the move at start, so no second batch. */
 static void test_crash_after_outbox_append(void **state)
@@ -182,6 +224,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_open_batch_replayed_once),
+                cmocka_unit_test(test_batch_too_large_is_split),
                 cmocka_unit_test(test_crash_after_outbox_append),
         };
 
