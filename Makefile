@@ -168,7 +168,8 @@ fuzz: deps
 	@scripts/run-fuzz $(FUZZ_TIME) $(FUZZ_RUNS) $(FUZZ_BIN)
 
 bench: deps
-	@$(MAKE) --no-print-directory B=build/bench SANITIZE= $(BENCH_SRC:tests/bench/%.c=build/bench/bench/%) build/bench/floe-batch build/bench/floe-agent
+	@$(MAKE) --no-print-directory B=build/bench SANITIZE= $(BENCH_SRC:tests/bench/%.c=build/bench/bench/%) build/bench/floe-batch build/bench/floe-agent \
+		build/bench/floe-ca build/bench/floe-enrolld
 	@scripts/run-bench build/bench
 
 demo: deps

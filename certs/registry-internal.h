@@ -11,6 +11,7 @@ struct registry {
         struct regdb *db;
         unsigned depth; /* 1 while a transaction is open */
         bool user_tx;   /* opened by registry_begin() */
+        bool savepoint; /* registry_savepoint() open */
 };
 
 /* A statement parameter; REG_T/REG_I let the compiler check each one's type. */

@@ -195,6 +195,7 @@ int registry_commit(struct registry *reg)
         if (!reg->user_tx)
                 return -ENOTCONN;
         reg->user_tx = false;
+        reg->savepoint = false;
         return reg_tx_end(reg, true, 0);
 }
 
@@ -203,7 +204,44 @@ void registry_rollback(struct registry *reg)
         if (!reg || !reg->user_tx)
                 return;
         reg->user_tx = false;
+        reg->savepoint = false;
         reg_tx_end(reg, true, -ECANCELED);
+}
+
+int registry_savepoint(struct registry *reg)
+{
+        int r;
+
+        if (!reg->user_tx)
+                return -ENOTCONN;
+        if (reg->savepoint)
+                return -EALREADY;
+        r = reg->ops->exec(reg->db, "SAVEPOINT registry_sp");
+        if (r >= 0)
+                reg->savepoint = true;
+        return r;
+}
+
+int registry_savepoint_release(struct registry *reg)
+{
+        if (!reg->savepoint)
+                return -ENOTCONN;
+        reg->savepoint = false;
+        return reg->ops->exec(reg->db, "RELEASE SAVEPOINT registry_sp");
+}
+
+int registry_savepoint_rollback(struct registry *reg)
+{
+        int r;
+
+        if (!reg->savepoint)
+                return -ENOTCONN;
+        reg->savepoint = false;
+        /* ROLLBACK TO keeps the savepoint open: release it too */
+        r = reg->ops->exec(reg->db, "ROLLBACK TO SAVEPOINT registry_sp");
+        if (r >= 0)
+                r = reg->ops->exec(reg->db, "RELEASE SAVEPOINT registry_sp");
+        return r;
 }
 
 /* -- open, schema ----------------------------------------------------------- */

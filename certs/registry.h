@@ -50,6 +50,19 @@ int registry_commit(struct registry *reg);
  * transaction (then does nothing). */
 void registry_rollback(struct registry *reg);
 
+/*
+ * One savepoint inside a registry_begin() transaction (SQL SAVEPOINT, in
+ * PostgreSQL too): registry_savepoint_rollback() undoes what happened since
+ * registry_savepoint() and keeps the rest of the transaction;
+ * registry_savepoint_release() keeps it. Lets a caller group several
+ * requests into one commit (one fsync) and still undo a failed one alone.
+ * -ENOTCONN outside registry_begin(), -EALREADY if one is open.
+ */
+int registry_savepoint(struct registry *reg);
+int registry_savepoint_release(struct registry *reg);
+/* A failure here leaves the transaction unusable: roll it back. */
+int registry_savepoint_rollback(struct registry *reg);
+
 /* -- certificates ---------------------------------------------------------- */
 
 enum registry_status {

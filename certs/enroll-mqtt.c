@@ -1,0 +1,423 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "enroll-mqtt.h"
+
+#include <errno.h>
+#include <mqtt_protocol.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "floe-alloc.h"
+#include "floe-log.h"
+
+#define MISC_INTERVAL_US 1000000ULL
+
+enum state {
+        ST_IDLE,
+        ST_CONNECTING,
+        ST_CONNECTED,
+        ST_WAITING, /* backoff before the next attempt */
+        ST_STOPPED,
+};
+
+struct enroll_mqtt {
+        sd_event *event;
+        struct mosquitto *mosq;
+        struct enroll_mqtt_opts o;
+        struct enroll_mqtt_callbacks cb;
+        void *ud;
+        sd_event_source *io;
+        sd_event_source *misc;
+        sd_event_source *retry;
+        enum state state;
+        unsigned attempt;
+        struct enroll_mqtt_stats stats;
+        uint32_t io_events;
+};
+
+static int lib_refs;
+
+uint64_t enroll_backoff_us(uint64_t min_us, uint64_t max_us, unsigned attempt, uint64_t random)
+{
+        uint64_t cap = min_us;
+
+        for (unsigned i = 0; i < attempt && cap < max_us; i++)
+                cap = cap > UINT64_MAX / 2 ? UINT64_MAX : cap * 2;
+        if (cap > max_us)
+                cap = max_us;
+        if (cap < 1000)
+                cap = 1000;
+        return 1000 + random % (cap - 999);
+}
+
+static uint64_t now_mono(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void io_drop(struct enroll_mqtt *m)
+{
+        m->io = sd_event_source_disable_unref(m->io);
+        m->io_events = 0;
+}
+
+static void schedule_retry(struct enroll_mqtt *m);
+
+/* The connection is gone (error, broker DISCONNECT, failed CONNACK). */
+static void lost(struct enroll_mqtt *m, int rc)
+{
+        bool was_connected = m->state == ST_CONNECTED;
+
+        io_drop(m);
+        if (m->state == ST_STOPPED || m->state == ST_WAITING)
+                return;
+        if (sd_event_get_state(m->event) == SD_EVENT_EXITING ||
+            sd_event_get_state(m->event) == SD_EVENT_FINISHED) {
+                m->state = ST_STOPPED; /* shutting down: no reconnect */
+                return;
+        }
+        m->stats.last_rc = rc;
+        if (was_connected) {
+                m->stats.disconnects++;
+                log_warning("mqtt %s: connection to %s:%d lost (%s)", m->o.name, m->o.host,
+                            m->o.port, rc ? mosquitto_strerror(rc) : "closed");
+                if (m->cb.on_disconnect)
+                        m->cb.on_disconnect(m->ud, rc);
+        } else {
+                m->stats.connect_failures++;
+        }
+        schedule_retry(m);
+}
+
+static void update_io(struct enroll_mqtt *m);
+
+static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
+{
+        struct enroll_mqtt *m = ud;
+        int rc = MOSQ_ERR_SUCCESS;
+
+        (void)s;
+        (void)fd;
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                rc = mosquitto_loop_read(m->mosq, 1);
+        if (rc == MOSQ_ERR_SUCCESS && (revents & EPOLLOUT))
+                rc = mosquitto_loop_write(m->mosq, 1);
+        /* A refused or reset connect during the TLS handshake: libmosquitto 2.0 takes
+         * SSL_ERROR_SYSCALL for "try again" and would spin on the hung-up socket until
+         * the keepalive ran out. A connect cannot complete once the peer hung up. */
+        if (rc == MOSQ_ERR_SUCCESS && (revents & (EPOLLHUP | EPOLLERR)) &&
+            m->state == ST_CONNECTING)
+                rc = MOSQ_ERR_CONN_LOST;
+        if (rc != MOSQ_ERR_SUCCESS) {
+                lost(m, rc);
+                return 0;
+        }
+        update_io(m);
+        return 0;
+}
+
+static void update_io(struct enroll_mqtt *m)
+{
+        int fd = mosquitto_socket(m->mosq);
+        uint32_t want = EPOLLIN | (mosquitto_want_write(m->mosq) ? EPOLLOUT : 0);
+
+        if (fd < 0) {
+                io_drop(m);
+                return;
+        }
+        if (!m->io) {
+                if (sd_event_add_io(m->event, &m->io, fd, want, on_io, m) < 0) {
+                        lost(m, MOSQ_ERR_NOMEM);
+                        return;
+                }
+                m->io_events = want;
+                return;
+        }
+        if (want != m->io_events && sd_event_source_set_io_events(m->io, want) >= 0)
+                m->io_events = want;
+}
+
+static int on_misc(sd_event_source *s, uint64_t usec, void *ud)
+{
+        struct enroll_mqtt *m = ud;
+
+        (void)usec;
+        if (m->state == ST_CONNECTING || m->state == ST_CONNECTED) {
+                int rc = mosquitto_loop_misc(m->mosq);
+
+                if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN)
+                        lost(m, rc);
+                else
+                        update_io(m);
+        }
+        sd_event_source_set_time_relative(s, MISC_INTERVAL_US);
+        return 0;
+}
+
+static void attempt(struct enroll_mqtt *m)
+{
+        int rc;
+
+        m->state = ST_CONNECTING;
+        m->stats.next_retry_us = 0;
+        rc = mosquitto_connect_bind_async(m->mosq, m->o.host, m->o.port, m->o.keepalive_s, NULL);
+        if (rc != MOSQ_ERR_SUCCESS) {
+                log_debug("mqtt %s: connect to %s:%d: %s", m->o.name, m->o.host, m->o.port,
+                          mosquitto_strerror(rc));
+                lost(m, rc);
+                return;
+        }
+        update_io(m);
+}
+
+static int on_retry(sd_event_source *s, uint64_t usec, void *ud)
+{
+        struct enroll_mqtt *m = ud;
+
+        (void)s;
+        (void)usec;
+        if (m->state == ST_WAITING)
+                attempt(m);
+        return 0;
+}
+
+static void schedule_retry(struct enroll_mqtt *m)
+{
+        uint64_t rnd = 0, delay;
+
+        if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
+                rnd = now_mono() * 0x9e3779b97f4a7c15ULL;
+        delay = enroll_backoff_us(m->o.backoff_min_us, m->o.backoff_max_us, m->attempt, rnd);
+        if (m->attempt < 64)
+                m->attempt++;
+        m->state = ST_WAITING;
+        m->stats.next_retry_us = now_mono() + delay;
+        m->retry = sd_event_source_disable_unref(m->retry);
+        if (sd_event_add_time_relative(m->event, &m->retry, CLOCK_MONOTONIC, delay, 1000, on_retry,
+                                       m) < 0)
+                log_error("mqtt %s: cannot schedule a reconnect", m->o.name);
+}
+
+static void cb_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
+                       const mosquitto_property *props)
+{
+        struct enroll_mqtt *m = ud;
+
+        (void)mosq;
+        (void)flags;
+        (void)props;
+        if (rc != 0) {
+                log_warning("mqtt %s: %s:%d refused the connection: %s (%d)", m->o.name, m->o.host,
+                            m->o.port, mosquitto_reason_string(rc), rc);
+                if (m->cb.on_connect)
+                        m->cb.on_connect(m->ud, rc);
+                mosquitto_disconnect(m->mosq);
+                lost(m, rc);
+                return;
+        }
+        m->state = ST_CONNECTED;
+        m->attempt = 0;
+        m->stats.connects++;
+        m->stats.last_rc = 0;
+        log_info("mqtt %s: connected to %s:%d", m->o.name, m->o.host, m->o.port);
+        if (m->cb.on_connect)
+                m->cb.on_connect(m->ud, 0);
+}
+
+static void cb_disconnect(struct mosquitto *mosq, void *ud, int rc, const mosquitto_property *props)
+{
+        struct enroll_mqtt *m = ud;
+
+        (void)mosq;
+        (void)props;
+        if (m->state == ST_CONNECTED || m->state == ST_CONNECTING)
+                lost(m, rc);
+}
+
+static void cb_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *msg,
+                       const mosquitto_property *props)
+{
+        struct enroll_mqtt *m = ud;
+
+        (void)mosq;
+        if (m->cb.on_message)
+                m->cb.on_message(m->ud, msg, props);
+}
+
+static void cb_publish(struct mosquitto *mosq, void *ud, int mid, int reason,
+                       const mosquitto_property *props)
+{
+        struct enroll_mqtt *m = ud;
+
+        (void)mosq;
+        (void)props;
+        if (m->cb.on_publish)
+                m->cb.on_publish(m->ud, mid, reason);
+}
+
+static void cb_subscribe(struct mosquitto *mosq, void *ud, int mid, int n, const int *granted,
+                         const mosquitto_property *props)
+{
+        struct enroll_mqtt *m = ud;
+
+        (void)mosq;
+        (void)props;
+        if (m->cb.on_subscribe)
+                m->cb.on_subscribe(m->ud, mid, n > 0 ? granted[0] : 0x80);
+}
+
+int enroll_mqtt_new(sd_event *e, const struct enroll_mqtt_opts *o,
+                    const struct enroll_mqtt_callbacks *cb, void *ud, struct enroll_mqtt **ret)
+{
+        struct enroll_mqtt *m;
+        int rc;
+
+        if (!o->host || (!o->ca_file != !o->cert_file) || (!o->cert_file != !o->key_file))
+                return -EINVAL;
+        m = floe_calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        if (lib_refs++ == 0)
+                mosquitto_lib_init();
+        m->event = sd_event_ref(e);
+        m->o = *o;
+        m->cb = *cb;
+        m->ud = ud;
+        m->mosq = mosquitto_new(o->client_id, true, m);
+        if (!m->mosq) {
+                rc = -ENOMEM;
+                goto fail;
+        }
+        mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+        mosquitto_int_option(m->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+        if (o->receive_max)
+                mosquitto_int_option(m->mosq, MOSQ_OPT_RECEIVE_MAXIMUM, o->receive_max);
+        if (o->send_max)
+                mosquitto_int_option(m->mosq, MOSQ_OPT_SEND_MAXIMUM, o->send_max);
+        if (o->ca_file) {
+                rc = mosquitto_tls_set(m->mosq, o->ca_file, NULL, o->cert_file, o->key_file, NULL);
+                if (rc == MOSQ_ERR_SUCCESS)
+                        /* 1 = SSL_VERIFY_PEER; hostname verification stays on */
+                        rc = mosquitto_tls_opts_set(m->mosq, 1, "tlsv1.2", NULL);
+                if (rc != MOSQ_ERR_SUCCESS) {
+                        log_error("mqtt %s: TLS files %s, %s, %s: %s", o->name, o->ca_file,
+                                  o->cert_file, o->key_file, mosquitto_strerror(rc));
+                        rc = -EINVAL;
+                        goto fail;
+                }
+        }
+        mosquitto_connect_v5_callback_set(m->mosq, cb_connect);
+        mosquitto_disconnect_v5_callback_set(m->mosq, cb_disconnect);
+        mosquitto_message_v5_callback_set(m->mosq, cb_message);
+        mosquitto_publish_v5_callback_set(m->mosq, cb_publish);
+        mosquitto_subscribe_v5_callback_set(m->mosq, cb_subscribe);
+        if (sd_event_add_time_relative(e, &m->misc, CLOCK_MONOTONIC, MISC_INTERVAL_US, 100000,
+                                       on_misc, m) < 0 ||
+            sd_event_source_set_enabled(m->misc, SD_EVENT_ON) < 0) {
+                rc = -ENOMEM;
+                goto fail;
+        }
+        *ret = m;
+        return 0;
+fail:
+        enroll_mqtt_free(m);
+        return rc;
+}
+
+struct enroll_mqtt *enroll_mqtt_free(struct enroll_mqtt *m)
+{
+        if (!m)
+                return NULL;
+        io_drop(m);
+        m->misc = sd_event_source_disable_unref(m->misc);
+        m->retry = sd_event_source_disable_unref(m->retry);
+        if (m->mosq)
+                mosquitto_destroy(m->mosq);
+        sd_event_unref(m->event);
+        if (--lib_refs == 0)
+                mosquitto_lib_cleanup();
+        floe_free(m);
+        return NULL;
+}
+
+int enroll_mqtt_start(struct enroll_mqtt *m)
+{
+        m->attempt = 0;
+        attempt(m);
+        return 0;
+}
+
+void enroll_mqtt_stop(struct enroll_mqtt *m)
+{
+        if (m->state == ST_CONNECTED) {
+                mosquitto_disconnect(m->mosq);
+                mosquitto_loop_write(m->mosq, 1);
+        }
+        m->state = ST_STOPPED;
+        io_drop(m);
+        m->retry = sd_event_source_disable_unref(m->retry);
+}
+
+void enroll_mqtt_reconnect(struct enroll_mqtt *m)
+{
+        if (m->state == ST_STOPPED)
+                return;
+        if (m->state == ST_CONNECTED) {
+                mosquitto_disconnect(m->mosq);
+                mosquitto_loop_write(m->mosq, 1);
+                m->stats.disconnects++;
+                if (m->cb.on_disconnect)
+                        m->cb.on_disconnect(m->ud, 0);
+        }
+        io_drop(m);
+        m->retry = sd_event_source_disable_unref(m->retry);
+        m->attempt = 0;
+        attempt(m);
+}
+
+bool enroll_mqtt_connected(const struct enroll_mqtt *m)
+{
+        return m->state == ST_CONNECTED;
+}
+
+struct mosquitto *enroll_mqtt_handle(struct enroll_mqtt *m)
+{
+        return m->mosq;
+}
+
+int enroll_mqtt_publish(struct enroll_mqtt *m, const char *topic, const void *data, size_t len,
+                        const mosquitto_property *props, int *ret_mid)
+{
+        int mid = 0, rc;
+
+        if (m->state != ST_CONNECTED)
+                return -ENOTCONN;
+        if (len > INT32_MAX)
+                return -EMSGSIZE;
+        rc = mosquitto_publish_v5(m->mosq, &mid, topic, (int)len, data, 1, false, props);
+        if (rc != MOSQ_ERR_SUCCESS)
+                return rc == MOSQ_ERR_NOMEM ? -ENOMEM : rc == MOSQ_ERR_NO_CONN ? -ENOTCONN : -EIO;
+        update_io(m);
+        if (ret_mid)
+                *ret_mid = mid;
+        return 0;
+}
+
+int enroll_mqtt_subscribe(struct enroll_mqtt *m, const char *topic, int qos)
+{
+        int rc = mosquitto_subscribe_v5(m->mosq, NULL, topic, qos, 0, NULL);
+
+        if (rc != MOSQ_ERR_SUCCESS)
+                return rc == MOSQ_ERR_NOMEM ? -ENOMEM : -EIO;
+        update_io(m);
+        return 0;
+}
+
+void enroll_mqtt_stats(const struct enroll_mqtt *m, struct enroll_mqtt_stats *ret)
+{
+        *ret = m->stats;
+}
