@@ -14,7 +14,7 @@
 #include "floe-log.h"
 #include "floe-metrics.h"
 #include "floe-wire.h"
-#include "mqtt.h"
+#include "floe-mqtt.h"
 #include "outbox.h"
 #include "parse.h"
 #include "pipeline.h"
@@ -37,7 +37,7 @@ struct agent {
         struct agent_outbox *ob;
         struct agent_pipeline *pipe;
         struct agent_uplink *uplink;
-        struct agent_mqtt *local;
+        struct floe_mqtt *local;
         struct floe_metrics *metrics;
         sd_event_source *tick;
         sd_event_source *poll;
@@ -107,11 +107,23 @@ static void local_connect(void *ud, int rc)
 {
         struct agent *a = ud;
 
-        if (rc != 0)
+        if (rc != 0) {
+                log_warning("mqtt %s: connection refused: %s (%d)", floe_mqtt_peer(a->local),
+                            mosquitto_reason_string(rc), rc);
                 return;
+        }
+        log_info("mqtt %s: connected", floe_mqtt_peer(a->local));
         for (size_t i = 0; i < a->ntopics; i++)
-                if (agent_mqtt_subscribe(a->local, a->topics[i], 1) < 0)
+                if (floe_mqtt_subscribe(a->local, a->topics[i], 1) < 0)
                         log_error("local: cannot subscribe to %s", a->topics[i]);
+}
+
+static void local_disconnect(void *ud, int rc)
+{
+        struct agent *a = ud;
+
+        log_warning("mqtt %s: connection lost (%s)", floe_mqtt_peer(a->local),
+                    rc ? mosquitto_strerror(rc) : "closed");
 }
 
 static void local_message(void *ud, const struct mosquitto_message *m, const mosquitto_property *p)
@@ -518,18 +530,21 @@ static int open_flow(struct agent *a)
         }
         r = agent_uplink_new(a->e, &uo, a->ob, &a->uplink);
         if (r < 0)
-                return log_error_errno(r, "uplink");
+                return log_error_errno(r, "uplink %s:%d, TLS files %s, %s, %s", uo.mqtt.host,
+                                       uo.mqtt.port, uo.mqtt.ca_file ?: "none",
+                                       uo.mqtt.cert_file ?: "none", uo.mqtt.key_file ?: "none");
         return 0;
 }
 
 static int open_local(struct agent *a)
 {
-        static const struct agent_mqtt_callbacks cbs = {
+        static const struct floe_mqtt_callbacks cbs = {
                 .on_connect = local_connect,
+                .on_disconnect = local_disconnect,
                 .on_message = local_message,
         };
         struct agent_parse_opts po;
-        struct agent_mqtt_opts mo = {
+        struct floe_mqtt_opts mo = {
                 .name = "local",
                 .host = a->s.local_host,
                 .port = (int)a->s.local_port,
@@ -555,9 +570,9 @@ static int open_local(struct agent *a)
                                        TOPICS_MAX);
         if (!a->s.local_enabled)
                 return 0;
-        r = agent_mqtt_new(a->e, &mo, &cbs, a, &a->local);
+        r = floe_mqtt_new(a->e, &mo, &cbs, a, &a->local);
         if (r < 0)
-                return log_error_errno(r, "local broker");
+                return log_error_errno(r, "local broker %s:%d", mo.host, mo.port);
         return 0;
 }
 
@@ -614,7 +629,7 @@ struct agent *agent_free(struct agent *a)
         a->poll = sd_event_source_disable_unref(a->poll);
         a->metrics_timer = sd_event_source_disable_unref(a->metrics_timer);
         a->sync_timer = sd_event_source_disable_unref(a->sync_timer);
-        agent_mqtt_free(a->local);
+        floe_mqtt_free(a->local);
         agent_uplink_free(a->uplink);
         agent_pipeline_free(a->pipe);
         agent_window_free(a->win);
@@ -655,7 +670,7 @@ int agent_run(struct agent *a)
         if (a->s.uplink_enabled)
                 agent_uplink_start(a->uplink);
         if (a->local)
-                agent_mqtt_start(a->local);
+                floe_mqtt_start(a->local);
         write_metrics(a);
         floe_notify_ready("running");
         log_info("floe-agent %s running (board %s)", a->s.identity, a->board->name);
@@ -663,7 +678,7 @@ int agent_run(struct agent *a)
         floe_notify_stopping();
         log_info("stopping: closing the open batch and windows into the outbox");
         if (a->local)
-                agent_mqtt_stop(a->local);
+                floe_mqtt_stop(a->local);
         a->now = wall_us();
         if (agent_pipeline_drain(a->pipe, a->now) < 0)
                 log_error("stopping: could not drain the pipeline; the ring keeps the data");

@@ -26,7 +26,7 @@ struct agent_uplink {
         sd_event *event;
         struct agent_uplink_opts o;
         struct agent_outbox *ob;
-        struct agent_mqtt *mqtt;
+        struct floe_mqtt *mqtt;
         sd_event_source *tick;
         char topic_batch[160];
         char topic_ack[160];
@@ -104,7 +104,7 @@ static int send_one(struct agent_uplink *u, uint64_t seq, struct flight *f, bool
                 return r;
         if (!bandwidth_allows(u, len))
                 return -EAGAIN;
-        r = agent_mqtt_publish(u->mqtt, u->topic_batch, u->frame, len, 1, false, NULL);
+        r = floe_mqtt_publish(u->mqtt, u->topic_batch, u->frame, len, 1, false, NULL, NULL);
         if (r < 0)
                 return r;
         *f = (struct flight){.seq = seq, .sent_us = mono_us(), .used = true};
@@ -121,7 +121,7 @@ static void pump(struct agent_uplink *u)
 {
         uint64_t now = mono_us();
 
-        if (!agent_mqtt_connected(u->mqtt))
+        if (!floe_mqtt_connected(u->mqtt))
                 return;
         /* timed-out batches first, byte-identical */
         for (uint32_t i = 0; i < u->o.inflight; i++) {
@@ -174,12 +174,12 @@ static void publish_status(struct agent_uplink *u)
 {
         int n;
 
-        if (!u->o.status || !agent_mqtt_connected(u->mqtt))
+        if (!u->o.status || !floe_mqtt_connected(u->mqtt))
                 return;
         n = u->o.status(u->o.status_ud, u->status_buf, 4096);
         if (n > 0)
-                agent_mqtt_publish(u->mqtt, u->topic_status, u->status_buf, (size_t)n, 1, true,
-                                   NULL);
+                floe_mqtt_publish(u->mqtt, u->topic_status, u->status_buf, (size_t)n, 1, true, NULL,
+                                  NULL);
         u->status_at = mono_us();
 }
 
@@ -255,12 +255,16 @@ static void cb_connect(void *ud, int rc)
 {
         struct agent_uplink *u = ud;
 
-        if (rc != 0)
+        if (rc != 0) {
+                log_warning("mqtt %s: connection refused: %s (%d)", floe_mqtt_peer(u->mqtt),
+                            mosquitto_reason_string(rc), rc);
                 return;
+        }
+        log_info("mqtt %s: connected", floe_mqtt_peer(u->mqtt));
         u->st.connected = true;
         memset(u->flights, 0, sizeof(*u->flights) * u->o.inflight);
         u->cursor_valid = false;
-        if (agent_mqtt_subscribe(u->mqtt, u->topic_ack, 1) < 0)
+        if (floe_mqtt_subscribe(u->mqtt, u->topic_ack, 1) < 0)
                 log_error("uplink: cannot subscribe to %s", u->topic_ack);
         publish_status(u);
         pump(u);
@@ -270,7 +274,8 @@ static void cb_disconnect(void *ud, int rc)
 {
         struct agent_uplink *u = ud;
 
-        (void)rc;
+        log_warning("mqtt %s: connection lost (%s)", floe_mqtt_peer(u->mqtt),
+                    rc ? mosquitto_strerror(rc) : "closed");
         u->st.connected = false;
         memset(u->flights, 0, sizeof(*u->flights) * u->o.inflight);
         u->cursor_valid = false;
@@ -301,7 +306,7 @@ static void cb_publish(void *ud, int mid, int reason)
 int agent_uplink_new(sd_event *e, const struct agent_uplink_opts *o, struct agent_outbox *ob,
                      struct agent_uplink **ret)
 {
-        static const struct agent_mqtt_callbacks cbs = {
+        static const struct floe_mqtt_callbacks cbs = {
                 .on_connect = cb_connect,
                 .on_disconnect = cb_disconnect,
                 .on_message = cb_message,
@@ -330,7 +335,7 @@ int agent_uplink_new(sd_event *e, const struct agent_uplink_opts *o, struct agen
                 goto fail;
         }
         u->tokens_at = mono_us();
-        r = agent_mqtt_new(e, &o->mqtt, &cbs, u, &u->mqtt);
+        r = floe_mqtt_new(e, &o->mqtt, &cbs, u, &u->mqtt);
         if (r < 0)
                 goto fail;
         r = sd_event_add_time_relative(e, &u->tick, CLOCK_MONOTONIC, TICK_US, 10000, on_tick, u);
@@ -349,7 +354,7 @@ struct agent_uplink *agent_uplink_free(struct agent_uplink *u)
         if (!u)
                 return NULL;
         u->tick = sd_event_source_disable_unref(u->tick);
-        agent_mqtt_free(u->mqtt);
+        floe_mqtt_free(u->mqtt);
         sd_event_unref(u->event);
         floe_free(u->frame);
         floe_free(u->status_buf);
@@ -360,13 +365,13 @@ struct agent_uplink *agent_uplink_free(struct agent_uplink *u)
 
 int agent_uplink_start(struct agent_uplink *u)
 {
-        return agent_mqtt_start(u->mqtt);
+        return floe_mqtt_start(u->mqtt);
 }
 
 void agent_uplink_stop(struct agent_uplink *u)
 {
         publish_status(u);
-        agent_mqtt_stop(u->mqtt);
+        floe_mqtt_stop(u->mqtt);
         u->st.connected = false;
 }
 
@@ -377,7 +382,7 @@ void agent_uplink_kick(struct agent_uplink *u)
 
 void agent_uplink_reconnect(struct agent_uplink *u)
 {
-        agent_mqtt_reconnect(u->mqtt);
+        floe_mqtt_reconnect(u->mqtt);
 }
 
 void agent_uplink_stats(const struct agent_uplink *u, struct agent_uplink_stats *ret)
@@ -390,7 +395,7 @@ void agent_uplink_stats(const struct agent_uplink *u, struct agent_uplink_stats 
         ret->inflight = n;
 }
 
-struct agent_mqtt *agent_uplink_mqtt(struct agent_uplink *u)
+struct floe_mqtt *agent_uplink_mqtt(struct agent_uplink *u)
 {
         return u->mqtt;
 }

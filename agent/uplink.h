@@ -12,13 +12,13 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
-#include "mqtt.h"
+#include "floe-mqtt.h"
 
 struct agent_outbox;
 
 struct agent_uplink_opts {
         const char *identity;
-        struct agent_mqtt_opts mqtt;
+        struct floe_mqtt_opts mqtt;
         uint32_t inflight;       /* batches sent and not yet acknowledged */
         uint64_t ack_timeout_us; /* resend a batch unacknowledged this long */
         uint64_t bandwidth;      /* bytes/s for batches, 0 = unlimited */
@@ -58,4 +58,4 @@ void agent_uplink_kick(struct agent_uplink *u);
 /* Certificates changed on disk (SIGHUP): reconnect with them. */
 void agent_uplink_reconnect(struct agent_uplink *u);
 void agent_uplink_stats(const struct agent_uplink *u, struct agent_uplink_stats *ret);
-struct agent_mqtt *agent_uplink_mqtt(struct agent_uplink *u);
+struct floe_mqtt *agent_uplink_mqtt(struct agent_uplink *u);

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "enroll-mqtt.h"
+#include "floe-mqtt.h"
 #include "enroll-settings.h"
 #include "floe-alloc.h"
 #include "floe-event.h"
@@ -50,7 +50,7 @@ struct enrolld {
         struct enroll_settings s;
         sd_event *e;
         struct enroll_service *svc;
-        struct enroll_mqtt *mqtt;
+        struct floe_mqtt *mqtt;
         sd_event_source *status_timer, *health_timer, *drain_timer, *batch_src;
         struct request queue[BATCH_MAX];
         struct enroll_result results[BATCH_MAX];
@@ -148,7 +148,7 @@ static void update_status(struct enrolld *d)
         snprintf(status, sizeof(status),
                  "%s; %" PRIu64 " requests: %" PRIu64 " issued, %" PRIu64 " renewed, %" PRIu64
                  " retries, %" PRIu64 " refused, %" PRIu64 " dropped, %" PRIu64 " failed",
-                 enroll_mqtt_connected(d->mqtt) ? "connected" : "disconnected", d->st.requests,
+                 floe_mqtt_connected(d->mqtt) ? "connected" : "disconnected", d->st.requests,
                  d->st.issued, d->st.renewed, d->st.replayed, d->st.refused, d->st.dropped,
                  d->st.internal);
         if (strcmp(status, d->last_status) != 0) {
@@ -230,8 +230,9 @@ static void respond(struct enrolld *d, const char *topic, const void *corr, uint
         if (rc == MOSQ_ERR_SUCCESS && corr)
                 rc = mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, corr,
                                                    corr_len);
-        r = rc == MOSQ_ERR_SUCCESS ? enroll_mqtt_publish(d->mqtt, topic, buf, len, props, NULL)
-                                   : -ENOMEM;
+        r = rc == MOSQ_ERR_SUCCESS
+                    ? floe_mqtt_publish(d->mqtt, topic, buf, len, 1, false, props, NULL)
+                    : -ENOMEM;
         if (r < 0)
                 log_warning_errno(r, "cannot publish the response to %s (the device will retry)",
                                   topic);
@@ -371,10 +372,14 @@ static void on_connect(void *ud, int rc)
         struct enrolld *d = ud;
         int r;
 
-        if (rc != 0)
+        if (rc != 0) {
+                log_warning("mqtt %s: connection refused: %s (%d)", floe_mqtt_peer(d->mqtt),
+                            mosquitto_reason_string(rc), rc);
                 return;
+        }
+        log_info("mqtt %s: connected", floe_mqtt_peer(d->mqtt));
         d->outstanding = 0; /* a clean session: nothing in flight survives */
-        r = enroll_mqtt_subscribe(d->mqtt, d->filter, 1);
+        r = floe_mqtt_subscribe(d->mqtt, d->filter, 1);
         if (r < 0)
                 log_error_errno(r, "cannot subscribe to %s", d->filter);
         update_status(d);
@@ -394,8 +399,11 @@ static void on_subscribe(void *ud, int mid, int granted)
 
 static void on_disconnect(void *ud, int rc)
 {
-        (void)rc;
-        update_status(ud);
+        struct enrolld *d = ud;
+
+        log_warning("mqtt %s: connection lost (%s)", floe_mqtt_peer(d->mqtt),
+                    rc ? mosquitto_strerror(rc) : "closed");
+        update_status(d);
 }
 
 /* -- signals -------------------------------------------------------------------------------- */
@@ -415,9 +423,9 @@ static int on_terminate(void *ud)
         struct enrolld *d = ud;
 
         floe_notify_stopping();
-        if (!d->draining && enroll_mqtt_connected(d->mqtt))
+        if (!d->draining && floe_mqtt_connected(d->mqtt))
                 process_batch(d); /* answer what was already acknowledged to the broker */
-        if (d->draining || d->outstanding == 0 || !enroll_mqtt_connected(d->mqtt))
+        if (d->draining || d->outstanding == 0 || !floe_mqtt_connected(d->mqtt))
                 return 0;
         d->draining = true;
         log_info("stopping: waiting for %" PRIu64 " responses to be acknowledged", d->outstanding);
@@ -452,7 +460,7 @@ static int on_reload(void *ud)
                 log_info("reload: limits and validity applied, device CA loaded, reconnecting "
                          "with the service certificate on disk");
         check_health(d);
-        enroll_mqtt_reconnect(d->mqtt);
+        floe_mqtt_reconnect(d->mqtt);
         floe_notify_ready("reloaded");
         return 0;
 }
@@ -469,7 +477,7 @@ static struct enrolld *enrolld_free(struct enrolld *d)
         d->batch_src = sd_event_source_disable_unref(d->batch_src);
         for (size_t i = 0; i < d->n_queued; i++)
                 request_clear(&d->queue[i]);
-        enroll_mqtt_free(d->mqtt);
+        floe_mqtt_free(d->mqtt);
         enroll_service_free(d->svc);
         sd_event_unref(d->e);
         floe_config_free(d->cfg);
@@ -479,14 +487,14 @@ static struct enrolld *enrolld_free(struct enrolld *d)
 
 static int enrolld_new(const char *config_path, struct enrolld **ret)
 {
-        static const struct enroll_mqtt_callbacks cb = {
+        static const struct floe_mqtt_callbacks cb = {
                 .on_connect = on_connect,
                 .on_disconnect = on_disconnect,
                 .on_message = on_message,
                 .on_publish = on_publish,
                 .on_subscribe = on_subscribe,
         };
-        struct enroll_mqtt_opts o;
+        struct floe_mqtt_opts o;
         struct enrolld *d;
         int r;
 
@@ -510,7 +518,7 @@ static int enrolld_new(const char *config_path, struct enrolld **ret)
              (r = sd_event_source_set_enabled(d->batch_src, SD_EVENT_OFF)) < 0))
                 log_error_errno(r, "event loop");
         if (r >= 0) {
-                o = (struct enroll_mqtt_opts){
+                o = (struct floe_mqtt_opts){
                         .name = "broker",
                         .host = d->s.host,
                         .port = (int)d->s.port,
@@ -524,7 +532,10 @@ static int enrolld_new(const char *config_path, struct enrolld **ret)
                         .receive_max = (uint16_t)d->s.inflight,
                         .send_max = (uint16_t)d->s.inflight,
                 };
-                r = enroll_mqtt_new(d->e, &o, &cb, d, &d->mqtt);
+                r = floe_mqtt_new(d->e, &o, &cb, d, &d->mqtt);
+                if (r < 0)
+                        log_error_errno(r, "broker %s:%d, TLS files %s, %s, %s", o.host, o.port,
+                                        o.ca_file, o.cert_file, o.key_file);
         }
         if (r < 0) {
                 enrolld_free(d);
@@ -555,13 +566,13 @@ static int enrolld_run(struct enrolld *d)
         if (r < 0)
                 return log_error_errno(r, "event loop");
         check_health(d);
-        enroll_mqtt_start(d->mqtt);
+        floe_mqtt_start(d->mqtt);
         floe_notify_ready("connecting");
         log_info("floe-enrolld %s running: CA %s, broker %s:%" PRId64 ", %s", FLOE_VERSION,
                  d->s.ca_dir, d->s.host, d->s.port, d->filter);
         r = sd_event_loop(d->e);
         floe_notify_stopping();
-        enroll_mqtt_stop(d->mqtt);
+        floe_mqtt_stop(d->mqtt);
         log_info("stopped: %" PRIu64 " requests, %" PRIu64 " issued, %" PRIu64 " renewed, %" PRIu64
                  " retries, %" PRIu64 " refused",
                  d->st.requests, d->st.issued, d->st.renewed, d->st.replayed, d->st.refused);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include "enroll-mqtt.h"
+#include "floe-mqtt.h"
 
 #include <errno.h>
 #include <mqtt_protocol.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
@@ -21,24 +22,25 @@ enum state {
         ST_STOPPED,
 };
 
-struct enroll_mqtt {
+struct floe_mqtt {
         sd_event *event;
         struct mosquitto *mosq;
-        struct enroll_mqtt_opts o;
-        struct enroll_mqtt_callbacks cb;
+        struct floe_mqtt_opts o;
+        struct floe_mqtt_callbacks cb;
         void *ud;
         sd_event_source *io;
         sd_event_source *misc;
         sd_event_source *retry;
         enum state state;
         unsigned attempt;
-        struct enroll_mqtt_stats stats;
+        struct floe_mqtt_stats stats;
         uint32_t io_events;
+        char peer[320]; /* "<name> <host>:<port>" */
 };
 
 static int lib_refs;
 
-uint64_t enroll_backoff_us(uint64_t min_us, uint64_t max_us, unsigned attempt, uint64_t random)
+uint64_t floe_backoff_us(uint64_t min_us, uint64_t max_us, unsigned attempt, uint64_t random)
 {
         uint64_t cap = min_us;
 
@@ -59,16 +61,16 @@ static uint64_t now_mono(void)
         return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-static void io_drop(struct enroll_mqtt *m)
+static void io_drop(struct floe_mqtt *m)
 {
         m->io = sd_event_source_disable_unref(m->io);
         m->io_events = 0;
 }
 
-static void schedule_retry(struct enroll_mqtt *m);
+static void schedule_retry(struct floe_mqtt *m);
 
 /* The connection is gone (error, broker DISCONNECT, failed CONNACK). */
-static void lost(struct enroll_mqtt *m, int rc)
+static void lost(struct floe_mqtt *m, int rc)
 {
         bool was_connected = m->state == ST_CONNECTED;
 
@@ -83,8 +85,6 @@ static void lost(struct enroll_mqtt *m, int rc)
         m->stats.last_rc = rc;
         if (was_connected) {
                 m->stats.disconnects++;
-                log_warning("mqtt %s: connection to %s:%d lost (%s)", m->o.name, m->o.host,
-                            m->o.port, rc ? mosquitto_strerror(rc) : "closed");
                 if (m->cb.on_disconnect)
                         m->cb.on_disconnect(m->ud, rc);
         } else {
@@ -93,11 +93,11 @@ static void lost(struct enroll_mqtt *m, int rc)
         schedule_retry(m);
 }
 
-static void update_io(struct enroll_mqtt *m);
+static void update_io(struct floe_mqtt *m);
 
 static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
 {
-        struct enroll_mqtt *m = ud;
+        struct floe_mqtt *m = ud;
         int rc = MOSQ_ERR_SUCCESS;
 
         (void)s;
@@ -120,7 +120,7 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
         return 0;
 }
 
-static void update_io(struct enroll_mqtt *m)
+static void update_io(struct floe_mqtt *m)
 {
         int fd = mosquitto_socket(m->mosq);
         uint32_t want = EPOLLIN | (mosquitto_want_write(m->mosq) ? EPOLLOUT : 0);
@@ -143,7 +143,7 @@ static void update_io(struct enroll_mqtt *m)
 
 static int on_misc(sd_event_source *s, uint64_t usec, void *ud)
 {
-        struct enroll_mqtt *m = ud;
+        struct floe_mqtt *m = ud;
 
         (void)usec;
         if (m->state == ST_CONNECTING || m->state == ST_CONNECTED) {
@@ -158,13 +158,24 @@ static int on_misc(sd_event_source *s, uint64_t usec, void *ud)
         return 0;
 }
 
-static void attempt(struct enroll_mqtt *m)
+static void attempt(struct floe_mqtt *m)
 {
+        mosquitto_property *props = NULL;
         int rc;
 
         m->state = ST_CONNECTING;
         m->stats.next_retry_us = 0;
-        rc = mosquitto_connect_bind_async(m->mosq, m->o.host, m->o.port, m->o.keepalive_s, NULL);
+        if (m->o.persistent) {
+                /* loopback only: see floe_mqtt_opts */
+                mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+                                             m->o.session_expiry_s);
+                rc = mosquitto_connect_bind_v5(m->mosq, m->o.host, m->o.port, m->o.keepalive_s,
+                                               NULL, props);
+                mosquitto_property_free_all(&props);
+        } else {
+                rc = mosquitto_connect_bind_async(m->mosq, m->o.host, m->o.port, m->o.keepalive_s,
+                                                  NULL);
+        }
         if (rc != MOSQ_ERR_SUCCESS) {
                 log_debug("mqtt %s: connect to %s:%d: %s", m->o.name, m->o.host, m->o.port,
                           mosquitto_strerror(rc));
@@ -176,7 +187,7 @@ static void attempt(struct enroll_mqtt *m)
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *ud)
 {
-        struct enroll_mqtt *m = ud;
+        struct floe_mqtt *m = ud;
 
         (void)s;
         (void)usec;
@@ -185,34 +196,37 @@ static int on_retry(sd_event_source *s, uint64_t usec, void *ud)
         return 0;
 }
 
-static void schedule_retry(struct enroll_mqtt *m)
+static void schedule_retry(struct floe_mqtt *m)
 {
         uint64_t rnd = 0, delay;
 
         if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
                 rnd = now_mono() * 0x9e3779b97f4a7c15ULL;
-        delay = enroll_backoff_us(m->o.backoff_min_us, m->o.backoff_max_us, m->attempt, rnd);
+        delay = floe_backoff_us(m->o.backoff_min_us, m->o.backoff_max_us, m->attempt, rnd);
         if (m->attempt < 64)
                 m->attempt++;
         m->state = ST_WAITING;
         m->stats.next_retry_us = now_mono() + delay;
         m->retry = sd_event_source_disable_unref(m->retry);
         if (sd_event_add_time_relative(m->event, &m->retry, CLOCK_MONOTONIC, delay, 1000, on_retry,
-                                       m) < 0)
-                log_error("mqtt %s: cannot schedule a reconnect", m->o.name);
+                                       m) < 0) {
+                /* stopped until floe_mqtt_reconnect(): the caller hears of it */
+                m->state = ST_STOPPED;
+                m->stats.last_rc = MOSQ_ERR_NOMEM;
+                if (m->cb.on_disconnect)
+                        m->cb.on_disconnect(m->ud, MOSQ_ERR_NOMEM);
+        }
 }
 
 static void cb_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
                        const mosquitto_property *props)
 {
-        struct enroll_mqtt *m = ud;
+        struct floe_mqtt *m = ud;
 
         (void)mosq;
         (void)flags;
         (void)props;
         if (rc != 0) {
-                log_warning("mqtt %s: %s:%d refused the connection: %s (%d)", m->o.name, m->o.host,
-                            m->o.port, mosquitto_reason_string(rc), rc);
                 if (m->cb.on_connect)
                         m->cb.on_connect(m->ud, rc);
                 mosquitto_disconnect(m->mosq);
@@ -223,14 +237,13 @@ static void cb_connect(struct mosquitto *mosq, void *ud, int rc, int flags,
         m->attempt = 0;
         m->stats.connects++;
         m->stats.last_rc = 0;
-        log_info("mqtt %s: connected to %s:%d", m->o.name, m->o.host, m->o.port);
         if (m->cb.on_connect)
                 m->cb.on_connect(m->ud, 0);
 }
 
 static void cb_disconnect(struct mosquitto *mosq, void *ud, int rc, const mosquitto_property *props)
 {
-        struct enroll_mqtt *m = ud;
+        struct floe_mqtt *m = ud;
 
         (void)mosq;
         (void)props;
@@ -241,7 +254,7 @@ static void cb_disconnect(struct mosquitto *mosq, void *ud, int rc, const mosqui
 static void cb_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *msg,
                        const mosquitto_property *props)
 {
-        struct enroll_mqtt *m = ud;
+        struct floe_mqtt *m = ud;
 
         (void)mosq;
         if (m->cb.on_message)
@@ -251,7 +264,7 @@ static void cb_message(struct mosquitto *mosq, void *ud, const struct mosquitto_
 static void cb_publish(struct mosquitto *mosq, void *ud, int mid, int reason,
                        const mosquitto_property *props)
 {
-        struct enroll_mqtt *m = ud;
+        struct floe_mqtt *m = ud;
 
         (void)mosq;
         (void)props;
@@ -262,7 +275,7 @@ static void cb_publish(struct mosquitto *mosq, void *ud, int mid, int reason,
 static void cb_subscribe(struct mosquitto *mosq, void *ud, int mid, int n, const int *granted,
                          const mosquitto_property *props)
 {
-        struct enroll_mqtt *m = ud;
+        struct floe_mqtt *m = ud;
 
         (void)mosq;
         (void)props;
@@ -270,10 +283,10 @@ static void cb_subscribe(struct mosquitto *mosq, void *ud, int mid, int n, const
                 m->cb.on_subscribe(m->ud, mid, n > 0 ? granted[0] : 0x80);
 }
 
-int enroll_mqtt_new(sd_event *e, const struct enroll_mqtt_opts *o,
-                    const struct enroll_mqtt_callbacks *cb, void *ud, struct enroll_mqtt **ret)
+int floe_mqtt_new(sd_event *e, const struct floe_mqtt_opts *o, const struct floe_mqtt_callbacks *cb,
+                  void *ud, struct floe_mqtt **ret)
 {
-        struct enroll_mqtt *m;
+        struct floe_mqtt *m;
         int rc;
 
         if (!o->host || (!o->ca_file != !o->cert_file) || (!o->cert_file != !o->key_file))
@@ -287,7 +300,9 @@ int enroll_mqtt_new(sd_event *e, const struct enroll_mqtt_opts *o,
         m->o = *o;
         m->cb = *cb;
         m->ud = ud;
-        m->mosq = mosquitto_new(o->client_id, true, m);
+        snprintf(m->peer, sizeof(m->peer), "%s %s:%d", o->name ? o->name : "mqtt", o->host,
+                 o->port);
+        m->mosq = mosquitto_new(o->client_id, !o->persistent, m);
         if (!m->mosq) {
                 rc = -ENOMEM;
                 goto fail;
@@ -304,7 +319,7 @@ int enroll_mqtt_new(sd_event *e, const struct enroll_mqtt_opts *o,
                         /* 1 = SSL_VERIFY_PEER; hostname verification stays on */
                         rc = mosquitto_tls_opts_set(m->mosq, 1, "tlsv1.2", NULL);
                 if (rc != MOSQ_ERR_SUCCESS) {
-                        log_error("mqtt %s: TLS files %s, %s, %s: %s", o->name, o->ca_file,
+                        log_debug("mqtt %s: TLS files %s, %s, %s: %s", o->name, o->ca_file,
                                   o->cert_file, o->key_file, mosquitto_strerror(rc));
                         rc = -EINVAL;
                         goto fail;
@@ -313,8 +328,8 @@ int enroll_mqtt_new(sd_event *e, const struct enroll_mqtt_opts *o,
         mosquitto_connect_v5_callback_set(m->mosq, cb_connect);
         mosquitto_disconnect_v5_callback_set(m->mosq, cb_disconnect);
         mosquitto_message_v5_callback_set(m->mosq, cb_message);
-        mosquitto_publish_v5_callback_set(m->mosq, cb_publish);
         mosquitto_subscribe_v5_callback_set(m->mosq, cb_subscribe);
+        mosquitto_publish_v5_callback_set(m->mosq, cb_publish);
         if (sd_event_add_time_relative(e, &m->misc, CLOCK_MONOTONIC, MISC_INTERVAL_US, 100000,
                                        on_misc, m) < 0 ||
             sd_event_source_set_enabled(m->misc, SD_EVENT_ON) < 0) {
@@ -324,11 +339,11 @@ int enroll_mqtt_new(sd_event *e, const struct enroll_mqtt_opts *o,
         *ret = m;
         return 0;
 fail:
-        enroll_mqtt_free(m);
+        floe_mqtt_free(m);
         return rc;
 }
 
-struct enroll_mqtt *enroll_mqtt_free(struct enroll_mqtt *m)
+struct floe_mqtt *floe_mqtt_free(struct floe_mqtt *m)
 {
         if (!m)
                 return NULL;
@@ -344,14 +359,14 @@ struct enroll_mqtt *enroll_mqtt_free(struct enroll_mqtt *m)
         return NULL;
 }
 
-int enroll_mqtt_start(struct enroll_mqtt *m)
+int floe_mqtt_start(struct floe_mqtt *m)
 {
         m->attempt = 0;
         attempt(m);
         return 0;
 }
 
-void enroll_mqtt_stop(struct enroll_mqtt *m)
+void floe_mqtt_stop(struct floe_mqtt *m)
 {
         if (m->state == ST_CONNECTED) {
                 mosquitto_disconnect(m->mosq);
@@ -362,7 +377,7 @@ void enroll_mqtt_stop(struct enroll_mqtt *m)
         m->retry = sd_event_source_disable_unref(m->retry);
 }
 
-void enroll_mqtt_reconnect(struct enroll_mqtt *m)
+void floe_mqtt_reconnect(struct floe_mqtt *m)
 {
         if (m->state == ST_STOPPED)
                 return;
@@ -379,18 +394,23 @@ void enroll_mqtt_reconnect(struct enroll_mqtt *m)
         attempt(m);
 }
 
-bool enroll_mqtt_connected(const struct enroll_mqtt *m)
+bool floe_mqtt_connected(const struct floe_mqtt *m)
 {
         return m->state == ST_CONNECTED;
 }
 
-struct mosquitto *enroll_mqtt_handle(struct enroll_mqtt *m)
+const char *floe_mqtt_peer(const struct floe_mqtt *m)
+{
+        return m->peer;
+}
+
+struct mosquitto *floe_mqtt_handle(struct floe_mqtt *m)
 {
         return m->mosq;
 }
 
-int enroll_mqtt_publish(struct enroll_mqtt *m, const char *topic, const void *data, size_t len,
-                        const mosquitto_property *props, int *ret_mid)
+int floe_mqtt_publish(struct floe_mqtt *m, const char *topic, const void *data, size_t len, int qos,
+                      bool retain, const mosquitto_property *props, int *ret_mid)
 {
         int mid = 0, rc;
 
@@ -398,7 +418,7 @@ int enroll_mqtt_publish(struct enroll_mqtt *m, const char *topic, const void *da
                 return -ENOTCONN;
         if (len > INT32_MAX)
                 return -EMSGSIZE;
-        rc = mosquitto_publish_v5(m->mosq, &mid, topic, (int)len, data, 1, false, props);
+        rc = mosquitto_publish_v5(m->mosq, &mid, topic, (int)len, data, qos, retain, props);
         if (rc != MOSQ_ERR_SUCCESS)
                 return rc == MOSQ_ERR_NOMEM ? -ENOMEM : rc == MOSQ_ERR_NO_CONN ? -ENOTCONN : -EIO;
         update_io(m);
@@ -407,7 +427,7 @@ int enroll_mqtt_publish(struct enroll_mqtt *m, const char *topic, const void *da
         return 0;
 }
 
-int enroll_mqtt_subscribe(struct enroll_mqtt *m, const char *topic, int qos)
+int floe_mqtt_subscribe(struct floe_mqtt *m, const char *topic, int qos)
 {
         int rc = mosquitto_subscribe_v5(m->mosq, NULL, topic, qos, 0, NULL);
 
@@ -417,7 +437,7 @@ int enroll_mqtt_subscribe(struct enroll_mqtt *m, const char *topic, int qos)
         return 0;
 }
 
-void enroll_mqtt_stats(const struct enroll_mqtt *m, struct enroll_mqtt_stats *ret)
+void floe_mqtt_stats(const struct floe_mqtt *m, struct floe_mqtt_stats *ret)
 {
         *ret = m->stats;
 }

@@ -2,10 +2,13 @@
 #pragma once
 
 /*
- * One MQTT v5 connection driven by the agent's sd-event loop: libmosquitto
+ * One MQTT v5 connection driven by a daemon's sd-event loop: libmosquitto
  * without its own thread or loop. Reconnects with capped full-jitter
- * exponential backoff. Used for the local broker (ingest) and the central
- * broker (uplink, mutual TLS).
+ * exponential backoff. Used by floe-agent for the local broker (ingest) and
+ * the central broker (uplink, mutual TLS), and by floe-enrolld.
+ *
+ * Logs at debug only: callers log connections, refusals and losses from
+ * on_connect / on_disconnect, naming the peer with floe_mqtt_peer().
  */
 
 #include <mosquitto.h>
@@ -13,7 +16,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
-struct agent_mqtt_opts {
+struct floe_mqtt_opts {
         const char *name; /* for logs: "local", "uplink" */
         const char *host;
         int port;
@@ -34,7 +37,7 @@ struct agent_mqtt_opts {
         uint16_t send_max;    /* outgoing QoS>0 in flight */
 };
 
-struct agent_mqtt_callbacks {
+struct floe_mqtt_callbacks {
         /* rc is the CONNACK reason code; 0 = connected */
         void (*on_connect)(void *ud, int rc);
         void (*on_disconnect)(void *ud, int rc);
@@ -42,36 +45,41 @@ struct agent_mqtt_callbacks {
                            const mosquitto_property *props);
         /* PUBACK for our QoS 1 publish `mid`, with the v5 reason code */
         void (*on_publish)(void *ud, int mid, int reason);
+        /* SUBACK: the granted QoS of the first filter, or a v5 reason code >= 0x80 */
+        void (*on_subscribe)(void *ud, int mid, int granted);
 };
 
-struct agent_mqtt;
+struct floe_mqtt;
 
-int agent_mqtt_new(sd_event *e, const struct agent_mqtt_opts *o,
-                   const struct agent_mqtt_callbacks *cb, void *ud, struct agent_mqtt **ret);
-struct agent_mqtt *agent_mqtt_free(struct agent_mqtt *m);
+int floe_mqtt_new(sd_event *e, const struct floe_mqtt_opts *o, const struct floe_mqtt_callbacks *cb,
+                  void *ud, struct floe_mqtt **ret);
+struct floe_mqtt *floe_mqtt_free(struct floe_mqtt *m);
 
 /* Connect now (and keep reconnecting until stopped). */
-int agent_mqtt_start(struct agent_mqtt *m);
+int floe_mqtt_start(struct floe_mqtt *m);
 /* Send DISCONNECT and stop reconnecting. */
-void agent_mqtt_stop(struct agent_mqtt *m);
+void floe_mqtt_stop(struct floe_mqtt *m);
 /* Drop the connection and reconnect at once, re-reading TLS files. */
-void agent_mqtt_reconnect(struct agent_mqtt *m);
+void floe_mqtt_reconnect(struct floe_mqtt *m);
 
-bool agent_mqtt_connected(const struct agent_mqtt *m);
-struct mosquitto *agent_mqtt_handle(struct agent_mqtt *m);
+bool floe_mqtt_connected(const struct floe_mqtt *m);
+/* "<name> <host>:<port>", for the caller's log lines. */
+const char *floe_mqtt_peer(const struct floe_mqtt *m);
+struct mosquitto *floe_mqtt_handle(struct floe_mqtt *m);
 
-int agent_mqtt_publish(struct agent_mqtt *m, const char *topic, const void *data, size_t len,
-                       int qos, bool retain, int *ret_mid);
-int agent_mqtt_subscribe(struct agent_mqtt *m, const char *topic, int qos);
+/* props: v5 properties, borrowed; may be NULL. */
+int floe_mqtt_publish(struct floe_mqtt *m, const char *topic, const void *data, size_t len, int qos,
+                      bool retain, const mosquitto_property *props, int *ret_mid);
+int floe_mqtt_subscribe(struct floe_mqtt *m, const char *topic, int qos);
 
-struct agent_mqtt_stats {
+struct floe_mqtt_stats {
         uint64_t connects;
         uint64_t connect_failures;
         uint64_t disconnects;
         uint64_t next_retry_us; /* monotonic; 0 when connected */
         int last_rc;
 };
-void agent_mqtt_stats(const struct agent_mqtt *m, struct agent_mqtt_stats *ret);
+void floe_mqtt_stats(const struct floe_mqtt *m, struct floe_mqtt_stats *ret);
 
 /* Full jitter: uniform in [0, min(max, min_us << attempt)], at least 1 ms. */
-uint64_t agent_backoff_us(uint64_t min_us, uint64_t max_us, unsigned attempt, uint64_t random);
+uint64_t floe_backoff_us(uint64_t min_us, uint64_t max_us, unsigned attempt, uint64_t random);
