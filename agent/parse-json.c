@@ -338,7 +338,7 @@ static int value(struct jr *j, struct agent_pv *v)
         case 'f':
                 if (literal(j, "true", 4) || literal(j, "false", 5)) {
                         v->kind = AGENT_PV_BOOL;
-                        v->b = j->c[-1] == 'e' && j->c[-4] == 't';
+                        v->b = j->c[-1] == 'e' && j->c[-2] == 'u'; /* "true", not "false" */
                         return 0;
                 }
                 break;

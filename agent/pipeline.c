@@ -135,7 +135,7 @@ static int close_events(struct agent_pipeline *p, uint64_t upto, int64_t now_us)
  * half as many rows, each closed as it fills, halving again if need be. */
 static int split_events(struct agent_pipeline *p, uint64_t upto, int64_t now_us)
 {
-        uint32_t cap = p->events->nrows / 2, saved = p->o.batch_max_events;
+        uint32_t cap = p->events->nrows / 2;
         struct agent_ring_iter it;
         struct agent_ring_entry e;
         int r;
@@ -148,7 +148,6 @@ static int split_events(struct agent_pipeline *p, uint64_t upto, int64_t now_us)
         p->st.split_batches++;
         floe_batch_reset(p->events);
         p->est_bytes = 0;
-        p->o.batch_max_events = cap;
         r = agent_ring_iter_init(p->ring, agent_ring_events_cursor(p->ring), &it);
         while (r == 0 && (r = agent_ring_iter_next(&it, &e)) == 0 && e.pos < upto) {
                 r = add_event(p, &e, now_us);
@@ -157,7 +156,6 @@ static int split_events(struct agent_pipeline *p, uint64_t upto, int64_t now_us)
         }
         if (r == 0 || r == -ENOENT)
                 r = close_events(p, upto, now_us);
-        p->o.batch_max_events = saved;
         return r;
 }
 
