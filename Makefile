@@ -25,7 +25,7 @@ B ?= build/out
 SAN_FLAGS =
 endif
 
-PKGS = libcbor libzstd libsystemd jansson libmosquitto openssl sqlite3
+PKGS = libcbor libzstd libsystemd jansson libmosquitto openssl sqlite3 libpq
 TEST_PKGS = cmocka
 
 # Lazily evaluated: `make check` installs what is missing before these run.
