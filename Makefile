@@ -25,7 +25,7 @@ B ?= build/out
 SAN_FLAGS =
 endif
 
-PKGS = libcbor libzstd libsystemd jansson libmosquitto openssl sqlite3 libpq
+PKGS = libcbor libzstd libsystemd jansson libmosquitto openssl sqlite3 libpq libcurl zlib
 TEST_PKGS = cmocka
 
 # Lazily evaluated: `make check` installs what is missing before these run.
@@ -34,7 +34,9 @@ PKG_LIBS = $(shell $(PKG_CONFIG) --libs $(PKGS))
 TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS))
 TEST_LIBS = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
 
-FLOE_CPPFLAGS = -D_GNU_SOURCE -Ilib -Iagent -Iboard -Icerts -MMD -MP
+LAKE_DIRS = uploader/parquet uploader/iceberg uploader/catalog uploader/store
+MOD_INCLUDES = -Ilib -Iagent -Iboard -Icerts $(LAKE_DIRS:%=-I%)
+FLOE_CPPFLAGS = -D_GNU_SOURCE $(MOD_INCLUDES) -MMD -MP
 FLOE_CFLAGS = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -fno-strict-aliasing \
 	$(SAN_FLAGS) $(PKG_CFLAGS)
@@ -59,7 +61,17 @@ CERTS_SRC = $(filter-out $(CERTS_MAIN),$(wildcard certs/*.c))
 CERTS_OBJ = $(CERTS_SRC:%.c=$(B)/%.o)
 LIBCERTS = $(B)/libcerts.a
 
-TOOLS = $(B)/floe-batch $(if $(wildcard certs/floe-ca.c),$(B)/floe-ca)
+# The lake writer (Parquet, Iceberg metadata, catalog, storage) becomes
+# liblake.a; floe-lake is its CLI.
+LAKE_SRC = $(wildcard $(LAKE_DIRS:%=%/*.c))
+LAKE_OBJ = $(LAKE_SRC:%.c=$(B)/%.o)
+LIBLAKE = $(B)/liblake.a
+
+# Every module library, in link order (unit tests, replays and benches link them all).
+MODLIBS = $(LIBAGENT) $(LIBCERTS) $(LIBLAKE)
+
+TOOLS = $(B)/floe-batch $(if $(wildcard certs/floe-ca.c),$(B)/floe-ca) \
+	$(if $(wildcard uploader/floe-lake.c),$(B)/floe-lake)
 DAEMONS = $(if $(wildcard agent/main.c),$(B)/floe-agent) \
 	$(if $(wildcard certs/floe-enrolld.c),$(B)/floe-enrolld)
 BINS = $(TOOLS) $(DAEMONS)
@@ -80,7 +92,7 @@ BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 	check-build replay
 .DELETE_ON_ERROR:
 
-all: $(LIBFLOE) $(LIBAGENT) $(LIBCERTS) $(BINS)
+all: $(LIBFLOE) $(MODLIBS) $(BINS)
 
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -97,6 +109,13 @@ $(LIBAGENT): $(AGENT_OBJ)
 $(LIBCERTS): $(CERTS_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
+
+$(LIBLAKE): $(LAKE_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/floe-lake: $(B)/uploader/floe-lake.o $(LIBLAKE) $(LIBFLOE)
+	$(LINK) -o $@ $^ $(PKG_LIBS) -lm
 
 $(B)/floe-ca: $(B)/certs/floe-ca.o $(LIBCERTS) $(LIBFLOE)
 	$(LINK) -o $@ $^ $(PKG_LIBS) -lm
@@ -115,23 +134,23 @@ $(B)/tests/%.o: tests/unit/%.c
 	@mkdir -p $(dir $@)
 	$(COMPILE) $(TEST_CFLAGS) -c -o $@ $<
 
-$(B)/tests/test-%: $(B)/tests/test-%.o $(UNIT_HELPER_OBJ) $(LIBAGENT) $(LIBCERTS) $(LIBFLOE)
+$(B)/tests/test-%: $(B)/tests/test-%.o $(UNIT_HELPER_OBJ) $(MODLIBS) $(LIBFLOE)
 	$(LINK) -o $@ $^ $(TEST_LIBS) $(PKG_LIBS) -lm
 
 # Fuzz harnesses replayed over their seed corpus by a plain driver (make check).
-$(B)/tests/replay-%: tests/fuzz/%.c tests/fuzz/replay.c $(LIBAGENT) $(LIBCERTS) $(LIBFLOE)
+$(B)/tests/replay-%: tests/fuzz/%.c tests/fuzz/replay.c $(MODLIBS) $(LIBFLOE)
 	@mkdir -p $(dir $@)
-	$(COMPILE) -o $@ tests/fuzz/$*.c tests/fuzz/replay.c $(LIBAGENT) $(LIBCERTS) $(LIBFLOE) \
+	$(COMPILE) -o $@ tests/fuzz/$*.c tests/fuzz/replay.c $(MODLIBS) $(LIBFLOE) \
 		$(LDFLAGS) $(FLOE_LDFLAGS) $(PKG_LIBS) -lm
 
-$(B)/bench/%: tests/bench/%.c $(LIBAGENT) $(LIBCERTS) $(LIBFLOE)
+$(B)/bench/%: tests/bench/%.c $(MODLIBS) $(LIBFLOE)
 	@mkdir -p $(dir $@)
-	$(COMPILE) -o $@ $< $(LIBAGENT) $(LIBCERTS) $(LIBFLOE) $(LDFLAGS) $(FLOE_LDFLAGS) $(PKG_LIBS) -lm
+	$(COMPILE) -o $@ $< $(MODLIBS) $(LIBFLOE) $(LDFLAGS) $(FLOE_LDFLAGS) $(PKG_LIBS) -lm
 
 deps:
 	@scripts/install-deps --if-needed
 
-check-build: $(LIBFLOE) $(LIBAGENT) $(LIBCERTS) $(BINS) $(UNIT_BIN) $(FUZZ_REPLAY)
+check-build: $(LIBFLOE) $(MODLIBS) $(BINS) $(UNIT_BIN) $(FUZZ_REPLAY)
 
 # `check` first makes sure every dependency is present, then builds and runs
 # unit tests, fuzz-corpus replays and the system tests against real servers.
@@ -151,10 +170,10 @@ system: $(BINS)
 	FLOE_BIN=$(CURDIR)/$(B) $(PYTHON) -m pytest -q -p no:cacheprovider tests/system
 
 # libFuzzer with clang: lib/ is rebuilt instrumented under build/fuzz.
-FUZZ_CFLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -Ilib -Iagent -Iboard -Icerts -Wall -Wextra -Werror \
+FUZZ_CFLAGS = -g -O1 -std=c11 -D_GNU_SOURCE $(MOD_INCLUDES) -Wall -Wextra -Werror \
 	-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all $(PKG_CFLAGS)
 FUZZ_LIB_OBJ = $(LIB_SRC:%.c=build/fuzz/%.o) $(AGENT_SRC:%.c=build/fuzz/%.o) \
-	$(CERTS_SRC:%.c=build/fuzz/%.o)
+	$(CERTS_SRC:%.c=build/fuzz/%.o) $(LAKE_SRC:%.c=build/fuzz/%.o)
 
 build/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
