@@ -114,7 +114,7 @@ $(LIBLAKE): $(LAKE_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(B)/floe-lake: $(B)/uploader/floe-lake.o $(LIBLAKE) $(LIBFLOE)
+$(B)/floe-lake: $(B)/uploader/floe-lake.o $(LIBLAKE) $(LIBCERTS) $(LIBFLOE)
 	$(LINK) -o $@ $^ $(PKG_LIBS) -lm
 
 $(B)/floe-ca: $(B)/certs/floe-ca.o $(LIBCERTS) $(LIBFLOE)
