@@ -61,9 +61,11 @@ struct lake_param {
         int64_t i64;
 };
 typedef int (*lake_catalog_row_fn)(void *ud, int ncols, const char *const *cols);
-/* *ret_changes: rows changed by an INSERT/UPDATE/DELETE (may be NULL). -EEXIST on a unique violation. */
-int lake_catalog_txn_exec(struct lake_catalog_txn *t, const char *sql, const struct lake_param *params,
-                          size_t nparams, lake_catalog_row_fn fn, void *ud, int64_t *ret_changes);
+/* *ret_changes: rows changed by an INSERT/UPDATE/DELETE (may be NULL). -EEXIST on a unique
+ * violation. */
+int lake_catalog_txn_exec(struct lake_catalog_txn *t, const char *sql,
+                          const struct lake_param *params, size_t nparams, lake_catalog_row_fn fn,
+                          void *ud, int64_t *ret_changes);
 
 /* Runs fn (may be NULL) and the compare-and-swap in one transaction; fn < 0 rolls back and is
  * returned. -ESTALE when metadata_location is no longer expected_location. */

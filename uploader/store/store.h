@@ -30,12 +30,14 @@ struct lake_store;
 
 enum lake_put_mode {
         LAKE_PUT_REPLACE,   /* overwrite whatever is there */
-        LAKE_PUT_IF_ABSENT, /* fail with -EEXIST if the key exists (link/O_EXCL, If-None-Match: *) */
+        LAKE_PUT_IF_ABSENT, /* fail with -EEXIST if the key exists (link/O_EXCL, If-None-Match: *)
+                             */
 };
 
 struct lake_store_opts {
         /* S3 */
-        const char *endpoint;      /* "https://s3.eu-west-1.amazonaws.com", "http://127.0.0.1:7480"; NULL: AWS from region */
+        const char *endpoint;      /* "https://s3.eu-west-1.amazonaws.com", "http://127.0.0.1:7480";
+                                      NULL: AWS from region */
         const char *region;        /* "us-east-1" if NULL */
         const char *access_key;    /* NULL: AWS_ACCESS_KEY_ID, then credentials_file */
         const char *secret_key;    /* NULL: AWS_SECRET_ACCESS_KEY, then credentials_file */
@@ -44,7 +46,7 @@ struct lake_store_opts {
         const char *profile;          /* "default" if NULL */
         bool path_style;              /* true: endpoint/bucket/key; false: bucket.endpoint/key */
         const char *storage_class;    /* x-amz-storage-class of new objects; NULL: none */
-        const char *ca_file;          /* TLS trust; NULL: system default. Verification is always on. */
+        const char *ca_file; /* TLS trust; NULL: system default. Verification is always on. */
         uint64_t multipart_threshold; /* bytes; larger writes use multipart upload */
         uint64_t part_size;           /* bytes, >= 5 MiB */
         unsigned retries;             /* attempts after the first on 5xx, timeouts, resets */
@@ -67,13 +69,16 @@ int lake_store_key(const struct lake_store *s, const char *location, char *buf, 
 /* Whole objects. */
 int lake_store_put(struct lake_store *s, const char *key, const void *data, size_t len,
                    enum lake_put_mode mode);
-/* *ret allocated with floe_malloc (NUL-terminated beyond len for convenience); at most max bytes, else -EFBIG. */
-int lake_store_get(struct lake_store *s, const char *key, size_t max, uint8_t **ret, size_t *ret_len);
+/* *ret allocated with floe_malloc (NUL-terminated beyond len for convenience); at most max bytes,
+ * else -EFBIG. */
+int lake_store_get(struct lake_store *s, const char *key, size_t max, uint8_t **ret,
+                   size_t *ret_len);
 /* Bytes [off, off + len) into buf; short only at the end of the object (*ret_len). */
 int lake_store_get_range(struct lake_store *s, const char *key, uint64_t off, size_t len, void *buf,
                          size_t *ret_len);
 int lake_store_size(struct lake_store *s, const char *key, uint64_t *ret_size);
-int lake_store_delete(struct lake_store *s, const char *key); /* -ENOENT is not an error: returns 0 */
+int lake_store_delete(struct lake_store *s,
+                      const char *key); /* -ENOENT is not an error: returns 0 */
 
 /* Every key under prefix, in lexicographic order, with size and mtime (Unix ms). */
 typedef int (*lake_store_list_fn)(void *ud, const char *key, uint64_t size, int64_t mtime_ms);
