@@ -143,7 +143,9 @@ static int config_text(const struct ca_broker_opts *o, const char *dir, char **r
                       "#\n"
                       "# Every listener has its own allow_anonymous, acl_file and trust anchor\n"
                       "# (per_listener_settings must come before the listeners).\n"
-                      "per_listener_settings true\n");
+                      "per_listener_settings true\n"
+                      "# Global: no Nagle delay on small messages such as enrollment answers.\n"
+                      "set_tcp_nodelay true\n");
         if (o->user)
                 sb_printf(&b, "user %s\n", o->user);
         sb_printf(&b,
@@ -268,12 +270,18 @@ int ca_broker_config_write(struct ca_dir *d, const struct ca_broker_opts *o, int
                 const char *to;
         } copies[] = {
                 {CA_ROLE_ROOT, "ca.pem", "root-ca.pem"},
-                {CA_ROLE_DEVICE, "trust.pem", "device-ca.pem"},
-                {CA_ROLE_CLAIM, "trust.pem", "claim-ca.pem"},
-                {CA_ROLE_SERVICE, "trust.pem", "service-ca.pem"},
                 {CA_ROLE_DEVICE, "crl.pem", "device.crl.pem"},
                 {CA_ROLE_CLAIM, "crl.pem", "claim.crl.pem"},
                 {CA_ROLE_SERVICE, "crl.pem", "service.crl.pem"},
+        };
+        /* A listener's cafile: its CA up to the anchor, and live earlier generations. */
+        static const struct {
+                enum ca_role role;
+                const char *to;
+        } trusts[] = {
+                {CA_ROLE_DEVICE, "device-ca.pem"},
+                {CA_ROLE_CLAIM, "claim-ca.pem"},
+                {CA_ROLE_SERVICE, "service-ca.pem"},
         };
         static const char *const acls[] = {"device", "claim", "service"};
         const char *words[] = {o->bind, o->service_bind, o->user};
@@ -307,6 +315,17 @@ int ca_broker_config_write(struct ca_dir *d, const struct ca_broker_opts *o, int
                         r = ca_path(to, sizeof(to), o->out_dir, copies[i].to, NULL);
                 if (r >= 0)
                         r = copy_file(from, to);
+        }
+        for (size_t i = 0; r >= 0 && i < ELEMENTSOF(trusts); i++) {
+                size_t len = 0;
+
+                r = ca_dir_trust_bundle(d, trusts[i].role, o->now, &text, &len);
+                if (r >= 0)
+                        r = ca_path(to, sizeof(to), o->out_dir, trusts[i].to, NULL);
+                if (r >= 0)
+                        r = ca_file_replace(to, text, len, 0644);
+                floe_free(text);
+                text = NULL;
         }
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(acls); i++) {
                 r = ca_broker_acl(acls[i], o, &text);

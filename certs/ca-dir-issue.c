@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The CA directory: issuing leaves and writing CRLs. */
+/* The CA directory: issuing leaves, revoking. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -193,82 +193,4 @@ int ca_dir_revoke_serial(struct ca_dir *d, const char *serial, enum ca_reason re
         if (r < 0)
                 return r;
         return registry_revoke_serial(d->reg, serial, reason, now);
-}
-
-/* -- CRLs ------------------------------------------------------------------------------ */
-
-struct revoked_list {
-        struct ca_revoked *v;
-        size_t n, cap;
-        int64_t now;
-};
-
-static int collect_revoked(const struct registry_cert *c, void *userdata)
-{
-        struct revoked_list *l = userdata;
-
-        /* Expired certificates leave the CRL (RFC 5280 3.3 allows it). */
-        if (c->not_after <= l->now)
-                return 0;
-        if (l->n == l->cap) {
-                size_t cap = l->cap ? l->cap * 2 : 64;
-                struct ca_revoked *v = floe_reallocarray(l->v, cap, sizeof(*v));
-
-                if (!v)
-                        return -ENOMEM;
-                l->v = v;
-                l->cap = cap;
-        }
-        l->v[l->n] = (struct ca_revoked){.revoked_at = c->revoked_at, .reason = c->reason};
-        memcpy(l->v[l->n].serial, c->serial, sizeof(c->serial));
-        l->n++;
-        return 0;
-}
-
-int ca_dir_write_crl(struct ca_dir *d, enum ca_role role, int64_t now, uint64_t next_update_s,
-                     const char *copy_dir, uint64_t *ret_number)
-{
-        struct registry_filter f = REGISTRY_FILTER_ALL;
-        struct revoked_list list = {.now = now};
-        struct ca_issuer *issuer = NULL;
-        X509_CRL *crl = NULL;
-        char path[PATH_MAX], name[32];
-        char *pem = NULL;
-        uint64_t number = 0;
-        size_t len = 0;
-        int r;
-
-        if (!ca_role_name(role) || now < 0)
-                return -EINVAL;
-        if (next_update_s == 0)
-                next_update_s = d->settings.crl_next_update_s;
-        r = ca_dir_issuer(d, role, &issuer);
-        if (r < 0)
-                return r;
-        f.issuer = (int)role;
-        f.revoked_only = true;
-        r = registry_cert_foreach(d->reg, &f, collect_revoked, &list);
-        if (r >= 0)
-                r = registry_crl_next(d->reg, role, now, now + (int64_t)next_update_s, &number);
-        if (r >= 0)
-                r = ca_crl_build(issuer, list.v, list.n, number, now, next_update_s, &crl);
-        if (r >= 0)
-                r = ca_pem_crl(crl, &pem, &len);
-        if (r >= 0)
-                r = ca_dir_role_file(d, role, "crl.pem", path, sizeof(path));
-        if (r >= 0)
-                r = ca_file_replace(path, pem, len, 0644);
-        if (r >= 0 && copy_dir) {
-                snprintf(name, sizeof(name), "%s.crl.pem", ca_role_name(role));
-                r = ca_path(path, sizeof(path), copy_dir, name, NULL);
-                if (r >= 0)
-                        r = ca_file_replace(path, pem, len, 0644);
-        }
-        if (r >= 0)
-                *ret_number = number;
-        floe_free(pem);
-        floe_free(list.v);
-        X509_CRL_free(crl);
-        ca_issuer_free(issuer);
-        return r;
 }

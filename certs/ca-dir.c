@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,13 +58,28 @@ struct ca_dir *ca_dir_close(struct ca_dir *d)
         return NULL;
 }
 
+/* A SQLite registry must exist where the settings say: never create one elsewhere. */
+static int check_registry_file(const char *path, const struct floe_config *cfg, bool explicit,
+                               struct floe_config_error *err)
+{
+        struct stat st;
+
+        if (stat(path, &st) == 0)
+                return 0;
+        if (errno != ENOENT || !explicit)
+                return -errno;
+        return floe_config_key_error(cfg, "registry", "location", -ENOENT, err,
+                                     "no registry at %s (floe-ca init creates it)", path);
+}
+
 int ca_dir_open(const char *dir, const char *config_path, struct ca_dir **ret,
                 struct floe_config_error *err)
 {
         struct floe_config *cfg = NULL;
-        char path[PATH_MAX];
+        char path[PATH_MAX], location[PATH_MAX + CA_REGISTRY_LOCATION_MAX];
         struct ca_dir *d;
         struct stat st;
+        bool file = true;
         int r;
 
         if (!dir || !*dir)
@@ -74,24 +90,25 @@ int ca_dir_open(const char *dir, const char *config_path, struct ca_dir **ret,
         r = snprintf(d->path, sizeof(d->path), "%s", dir) < (int)sizeof(d->path) ? 0
                                                                                  : -ENAMETOOLONG;
         ca_settings_default(&d->settings);
+        /* A CA directory has its settings file (init writes it), and its registry. */
         if (r >= 0)
-                r = ca_path(path, sizeof(path), dir, CA_REGISTRY_FILE, NULL);
-        /* A CA directory has its registry; never create one elsewhere. */
-        if (r >= 0 && stat(path, &st) < 0)
-                r = -errno;
-        if (r >= 0 && !config_path) {
                 r = ca_path(path, sizeof(path), dir, CA_SETTINGS_FILE, NULL);
+        if (r >= 0 && stat(path, &st) < 0 && (!config_path || errno != ENOENT))
+                r = -errno;
+        if (r >= 0 && !config_path)
                 config_path = path;
-        }
         if (r >= 0)
                 r = floe_config_load(config_path, NULL, &cfg, err);
         if (r >= 0)
                 r = ca_settings_apply(cfg, &d->settings, err);
+        if (r >= 0)
+                r = ca_registry_location(dir, d->settings.registry, location, sizeof(location),
+                                         &file);
+        if (r >= 0 && file)
+                r = check_registry_file(location, cfg, *d->settings.registry != '\0', err);
         floe_config_free(cfg);
         if (r >= 0)
-                r = ca_path(path, sizeof(path), dir, CA_REGISTRY_FILE, NULL);
-        if (r >= 0)
-                r = registry_open(path, &d->reg);
+                r = registry_open(location, &d->reg);
         if (r < 0) {
                 ca_dir_close(d);
                 return r;
@@ -100,7 +117,7 @@ int ca_dir_open(const char *dir, const char *config_path, struct ca_dir **ret,
         return 0;
 }
 
-static int load_issuer_at(const char *dir, enum ca_role role, struct ca_issuer **ret)
+int ca_issuer_load_from(const char *role_dir, enum ca_role role, struct ca_issuer **ret)
 {
         char path[PATH_MAX];
         struct ca_issuer *is;
@@ -111,11 +128,11 @@ static int load_issuer_at(const char *dir, enum ca_role role, struct ca_issuer *
         if (!is)
                 return -ENOMEM;
         is->role = role;
-        r = ca_path(path, sizeof(path), dir, ca_role_name(role), "ca.key");
+        r = ca_path(path, sizeof(path), role_dir, "ca.key", NULL);
         if (r >= 0)
                 r = ca_key_load(path, false, &is->key);
         if (r >= 0)
-                r = ca_path(path, sizeof(path), dir, ca_role_name(role), "trust.pem");
+                r = ca_path(path, sizeof(path), role_dir, "trust.pem", NULL);
         if (r >= 0)
                 r = ca_pem_read_certs(path, &trust);
         if (r >= 0) {
@@ -132,6 +149,14 @@ static int load_issuer_at(const char *dir, enum ca_role role, struct ca_issuer *
         }
         *ret = is;
         return 0;
+}
+
+static int load_issuer_at(const char *dir, enum ca_role role, struct ca_issuer **ret)
+{
+        char path[PATH_MAX];
+        int r = ca_path(path, sizeof(path), dir, ca_role_name(role), NULL);
+
+        return r < 0 ? r : ca_issuer_load_from(path, role, ret);
 }
 
 int ca_dir_issuer(struct ca_dir *d, enum ca_role role, struct ca_issuer **ret)
@@ -261,7 +286,7 @@ out:
 }
 
 /* rm -r of a directory tree this process made (no symlinks followed). */
-static void remove_tree(const char *path)
+void ca_remove_tree(const char *path)
 {
         DIR *dir = opendir(path);
         struct dirent *de;
@@ -277,12 +302,45 @@ static void remove_tree(const char *path)
                 if (ca_path(sub, sizeof(sub), path, de->d_name, NULL) < 0)
                         continue;
                 if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-                        remove_tree(sub);
+                        ca_remove_tree(sub);
                 else
                         unlink(sub);
         }
         closedir(dir);
         rmdir(path);
+}
+
+static int registry_has_certs(const struct registry_cert *c, void *userdata)
+{
+        (void)c;
+        (void)userdata;
+        return 1;
+}
+
+/* The registry of a new CA: DIR/registry.db inside the directory being built,
+ * or the settings' location (a relative SQLite path is inside it too). */
+static int init_registry(const char *tmp, const struct ca_settings *s, struct registry **ret)
+{
+        char location[PATH_MAX + CA_REGISTRY_LOCATION_MAX];
+        struct registry_filter f = REGISTRY_FILTER_ALL;
+        struct registry *reg = NULL;
+        bool file;
+        int r;
+
+        r = ca_registry_location(tmp, s->registry, location, sizeof(location), &file);
+        if (r >= 0)
+                r = registry_open(location, &reg);
+        /* A registry elsewhere may hold another CA's certificates: never mix two. */
+        if (r >= 0)
+                r = registry_cert_foreach(reg, &f, registry_has_certs, NULL);
+        if (r > 0)
+                r = -ENOTEMPTY;
+        if (r < 0) {
+                registry_close(reg);
+                return r;
+        }
+        *ret = reg;
+        return 0;
 }
 
 int ca_dir_init(const char *dir, const struct ca_settings *s, int64_t now)
@@ -295,6 +353,8 @@ int ca_dir_init(const char *dir, const struct ca_settings *s, int64_t now)
         int r;
 
         if (!dir || !*dir || now < 0)
+                return -EINVAL;
+        if (*s->registry && ca_registry_location_problem(s->registry))
                 return -EINVAL;
         r = dir_is_empty(dir);
         if (r == 0)
@@ -315,9 +375,7 @@ int ca_dir_init(const char *dir, const struct ca_settings *s, int64_t now)
         if (r >= 0 && mkdir(path, 0700) < 0)
                 r = -errno;
         if (r >= 0)
-                r = ca_path(path, sizeof(path), tmp, CA_REGISTRY_FILE, NULL);
-        if (r >= 0)
-                r = registry_open(path, &reg);
+                r = init_registry(tmp, s, &reg);
         if (r >= 0)
                 r = registry_begin(reg);
         for (size_t i = 0; r >= 0 && i < ELEMENTSOF(order); i++)
@@ -332,7 +390,7 @@ int ca_dir_init(const char *dir, const struct ca_settings *s, int64_t now)
                 r = errno == ENOTEMPTY ? -EEXIST : -errno;
         floe_free(text);
         if (r < 0)
-                remove_tree(tmp);
+                ca_remove_tree(tmp);
         return r;
 }
 

@@ -12,18 +12,25 @@
  * A CA directory (docs/floe-ca.md, "Directory layout"):
  *
  *   DIR/floe-ca.conf          settings (ca_settings), written by init
- *   DIR/registry.db           the registry (registry.h), SQLite
+ *   DIR/registry.db           the registry (registry.h), SQLite, unless the
+ *                             settings' [registry] location names another
  *   DIR/<role>/ca.pem         CA certificate, role = root device server claim service
  *   DIR/<role>/ca.key         its private key, 0600 (move root/ca.key offline)
  *   DIR/<role>/trust.pem      what a verifier needs for this CA's leaves: the CA and
  *                             its issuers up to the self-signed one
- *   DIR/<role>/crl.pem        the CA's current CRL
+ *   DIR/<role>/crl.pem        the CA's current CRL, followed by the CRL of each live
+ *                             earlier generation (device and server CAs after rotate)
+ *   DIR/<role>/gen-N/         an earlier generation N of an intermediate: ca.pem,
+ *                             ca.key (0600), trust.pem, crl.pem (ca_dir_rotate)
  *   DIR/issued/NAME.key       keys made by issue-* (0600), NAME.pem (leaf),
  *                             NAME.chain.pem (leaf + intermediates: what a client sends)
  *
  * Both floe-ca and floe-enrolld open the directory with ca_dir_open(); the
  * enrollment daemon needs only the device CA's files and the registry.
  */
+
+/* The longest [registry] location (bytes). */
+#define CA_REGISTRY_LOCATION_MAX 1023
 
 struct ca_settings {
         enum ca_key_type key_type; /* CA keys and keys made by issue-* */
@@ -34,6 +41,7 @@ struct ca_settings {
         uint64_t validity_s[_CA_KIND_MAX]; /* leaves by kind; CA_KIND_CA unused */
         uint64_t token_validity_s;         /* one-time enrollment tokens */
         uint64_t crl_next_update_s;
+        char registry[CA_REGISTRY_LOCATION_MAX + 1]; /* "": DIR/registry.db */
 };
 
 #define CA_SETTINGS_FILE "floe-ca.conf"
@@ -47,20 +55,41 @@ int ca_settings_apply(const struct floe_config *cfg, struct ca_settings *s,
 /* The settings as an INI text that ca_settings_apply reads back. */
 int ca_settings_format(const struct ca_settings *s, char **ret);
 
+/*
+ * A registry location as [registry] location and `init --registry` take it:
+ * a SQLite file path (relative to the CA directory unless absolute),
+ * "sqlite:PATH" (the same), or a PostgreSQL location for registry_open()
+ * ("postgresql://...", "postgres://...", or "postgresql:"/"postgres:"
+ * followed by libpq key=value words). Why s is refused (a static string), or
+ * NULL: empty, too long, leading or trailing blanks, a leading '"', control
+ * characters, or another "scheme:" prefix.
+ */
+const char *ca_registry_location_problem(const char *s);
+/* What registry_open() gets for a CA directory at dir: setting "" is
+ * dir/registry.db, a relative SQLite path is taken relative to dir. *ret_file
+ * is true for SQLite (the resolved path is then a file name). */
+int ca_registry_location(const char *dir, const char *setting, char *buf, size_t size,
+                         bool *ret_file);
+
 struct ca_dir;
 
 /*
  * Creates a CA directory: five CA keys and certificates, the registry (the
  * CA certificates recorded as kind "ca"), an initial CRL per CA and the
  * settings file. Built in a temporary sibling directory and renamed into
- * place, so a failure leaves nothing behind. -EEXIST if dir exists and is not
- * empty: an existing CA is never overwritten.
+ * place, so a failure leaves nothing behind (but the schema in a registry
+ * outside the directory). -EEXIST if dir exists and is not empty: an existing
+ * CA is never overwritten; -ENOTEMPTY if the registry at s->registry holds
+ * certificates already.
  */
 int ca_dir_init(const char *dir, const struct ca_settings *s, int64_t now);
 
 /* Opens an existing CA directory: settings (DIR/floe-ca.conf, or
- * config_path if not NULL) and the registry. -ENOENT if dir is not a CA
- * directory; err says which setting is wrong. */
+ * config_path if not NULL) and the registry at their [registry] location.
+ * -ENOENT if dir is not a CA directory (or a SQLite registry it names does
+ * not exist: err then names the setting); err says which setting is wrong;
+ * registry_open()'s errors (-EPROTONOSUPPORT: no backend for the location,
+ * -EPROTO: a newer schema). */
 int ca_dir_open(const char *dir, const char *config_path, struct ca_dir **ret,
                 struct floe_config_error *err);
 struct ca_dir *ca_dir_close(struct ca_dir *d);
@@ -113,12 +142,66 @@ int ca_dir_issue(struct ca_dir *d, const struct ca_issue_opts *o, struct ca_issu
 
 /*
  * Writes a new CRL for a CA: every revoked, unexpired certificate it issued,
- * the next CRL number, nextUpdate = now + next_update_s (0: settings).
- * Replaces DIR/<role>/crl.pem atomically, and writes OUT/<role>.crl.pem too
- * when copy_dir is not NULL. -ENOENT if the CA's key is absent.
+ * the next CRL number, nextUpdate = now + next_update_s (0: settings); and
+ * one for each live earlier generation (below), with its own number, into
+ * DIR/<role>/gen-N/crl.pem. Replaces DIR/<role>/crl.pem atomically with the
+ * current CRL followed by those of the earlier generations (a verifier's
+ * CRL file: mosquitto's crlfile loads them all), and writes
+ * OUT/<role>.crl.pem too when copy_dir is not NULL. ret_number: the current
+ * CRL's number. -ENOENT if the CA's key is absent; -ENOKEY if a live earlier
+ * generation's is: its last CRL (gen-N/crl.pem) goes into the file as it is
+ * and the others are renewed all the same.
  */
 int ca_dir_write_crl(struct ca_dir *d, enum ca_role role, int64_t now, uint64_t next_update_s,
                      const char *copy_dir, uint64_t *ret_number);
+
+/* ca_dir_write_crl, and ret_generations (may be NULL): how many CRLs were
+ * written, the current generation's and those of live earlier generations. */
+int ca_dir_write_crls(struct ca_dir *d, enum ca_role role, int64_t now, uint64_t next_update_s,
+                      const char *copy_dir, uint64_t *ret_number, size_t *ret_generations);
+
+/*
+ * Generations of an intermediate (device and server CAs). `rotate` replaces
+ * DIR/<role>/{ca.pem,ca.key,trust.pem} with a new CA signed by the root and
+ * keeps the one it replaces as DIR/<role>/gen-N/ (N = its generation: 1 is
+ * the CA init made, whose CN is "<org> <role> CA"; generation N > 1 is
+ * "<org> <role> CA N", so no two generations share a subject name, which
+ * verifiers use to find a CRL). An earlier generation is live while its
+ * certificate is unexpired and unrevoked and the registry holds an unexpired
+ * certificate it issued: until then its CRL is renewed with the current one
+ * (ca_dir_write_crl) and verifiers trust it (ca_dir_trust_bundle).
+ */
+#define CA_GENERATIONS_MAX 64
+
+struct ca_rotated {
+        unsigned generation; /* of the new CA */
+        unsigned previous;   /* the generation kept in DIR/<role>/gen-N */
+        char serial[CA_SERIAL_HEX_MAX + 1];
+        char cn[80];
+        int64_t not_after;
+        size_t live; /* earlier generations still live, the previous one included */
+};
+
+/*
+ * Rotates an intermediate: a new key of key_type, a certificate from the root
+ * (intermediate validity, capped at the root's notAfter), recorded in the
+ * registry; the previous generation kept (copied with its 0600 key before
+ * anything is replaced), the files replaced atomically one by one, and new
+ * CRLs written. On failure the previous files are put back. -EINVAL for
+ * roles other than device and server; -ENOENT if the root key is not in the
+ * directory (kept offline); -ENOKEY if the current CA's key is missing;
+ * -E2BIG after CA_GENERATIONS_MAX generations; -ERANGE if the root expires.
+ */
+int ca_dir_rotate(struct ca_dir *d, enum ca_role role, enum ca_key_type key_type, int64_t now,
+                  struct ca_rotated *ret);
+
+/*
+ * What a verifier of a role's leaves trusts, as PEM: DIR/<role>/trust.pem
+ * (the current CA up to the self-signed one), then every live earlier
+ * generation. The broker's cafile of a listener.
+ */
+int ca_dir_trust_bundle(struct ca_dir *d, enum ca_role role, int64_t now, char **ret,
+                        size_t *ret_len);
 
 /* Revokes one certificate (registry_revoke_serial), refusing self-signed CA
  * certificates (-EINVAL): no CRL they sign could revoke them. */

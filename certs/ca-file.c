@@ -50,7 +50,7 @@ static int fill_and_close(int fd, const void *data, size_t len, mode_t mode)
         return r;
 }
 
-static int sync_dir_of(const char *path)
+int ca_file_sync_dir(const char *path)
 {
         char buf[4096];
         int fd, r = 0;
@@ -78,20 +78,29 @@ int ca_file_write_new(const char *path, const void *data, size_t len, mode_t mod
                 unlink(path);
                 return r;
         }
-        return sync_dir_of(path);
+        return ca_file_sync_dir(path);
+}
+
+int ca_file_temp_name(const char *path, char *buf, size_t size)
+{
+        unsigned char rnd[6];
+        int n;
+
+        if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+                return -EIO;
+        n = snprintf(buf, size, "%s.tmp-%02x%02x%02x%02x%02x%02x", path, rnd[0], rnd[1], rnd[2],
+                     rnd[3], rnd[4], rnd[5]);
+        return n >= 0 && (size_t)n < size ? 0 : -ENAMETOOLONG;
 }
 
 int ca_file_replace(const char *path, const void *data, size_t len, mode_t mode)
 {
-        unsigned char rnd[6];
         char tmp[4096];
         int fd, r;
 
-        if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-                return -EIO;
-        if (snprintf(tmp, sizeof(tmp), "%s.tmp-%02x%02x%02x%02x%02x%02x", path, rnd[0], rnd[1],
-                     rnd[2], rnd[3], rnd[4], rnd[5]) >= (int)sizeof(tmp))
-                return -ENAMETOOLONG;
+        r = ca_file_temp_name(path, tmp, sizeof(tmp));
+        if (r < 0)
+                return r;
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0600);
         if (fd < 0)
                 return -errno;
@@ -102,7 +111,7 @@ int ca_file_replace(const char *path, const void *data, size_t len, mode_t mode)
                 unlink(tmp);
                 return r;
         }
-        return sync_dir_of(path);
+        return ca_file_sync_dir(path);
 }
 
 int ca_file_read_fd(int fd, size_t max, char **ret, size_t *ret_len)

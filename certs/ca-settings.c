@@ -13,6 +13,8 @@
 #define US        1000000ULL
 #define YEARS_MAX (100 * 366 * DAY)
 
+#define SETTINGS_TEXT_MAX (2048 + CA_REGISTRY_LOCATION_MAX)
+
 void ca_settings_default(struct ca_settings *s)
 {
         *s = (struct ca_settings){
@@ -37,7 +39,8 @@ static const struct floe_config_key known[] = {
         {"ca", "key_type"},    {"ca", "organization"},       {"ca", "backdate"},
         {"validity", "root"},  {"validity", "intermediate"}, {"validity", "device"},
         {"validity", "claim"}, {"validity", "server"},       {"validity", "service"},
-        {"validity", "token"}, {"crl", "next_update"},       {NULL, NULL},
+        {"validity", "token"}, {"crl", "next_update"},       {"registry", "location"},
+        {NULL, NULL},
 };
 
 static int get_seconds(const struct floe_config *cfg, const char *section, const char *key,
@@ -61,7 +64,7 @@ int ca_settings_apply(const struct floe_config *cfg, struct ca_settings *out,
 {
         static const char *const key_types[] = {"p256", "p384", "rsa3072", NULL};
         struct ca_settings s = *out;
-        const char *org;
+        const char *org, *location;
         int kt, r;
 
         r = floe_config_check_known(cfg, known, err);
@@ -77,6 +80,12 @@ int ca_settings_apply(const struct floe_config *cfg, struct ca_settings *out,
                                              "1..64 printable ASCII bytes without '/', '+', '#'");
         if (org != s.organization)
                 memmove(s.organization, org, strlen(org) + 1);
+        floe_config_get_string(cfg, "registry", "location", s.registry, &location);
+        if (*location && ca_registry_location_problem(location))
+                return floe_config_key_error(cfg, "registry", "location", -EINVAL, err, "%s",
+                                             ca_registry_location_problem(location));
+        if (location != s.registry)
+                memmove(s.registry, location, strlen(location) + 1);
         r = get_seconds(cfg, "ca", "backdate", 0, DAY, &s.backdate_s, err);
         if (r >= 0)
                 r = get_seconds(cfg, "validity", "root", DAY, YEARS_MAX, &s.root_validity_s, err);
@@ -112,10 +121,12 @@ int ca_settings_format(const struct ca_settings *s, char **ret)
         char *text;
         int n;
 
-        text = floe_malloc(2048);
+        if (*s->registry && ca_registry_location_problem(s->registry))
+                return -EINVAL;
+        text = floe_malloc(SETTINGS_TEXT_MAX);
         if (!text)
                 return -ENOMEM;
-        n = snprintf(text, 2048,
+        n = snprintf(text, SETTINGS_TEXT_MAX,
                      "# floe-ca settings (docs/floe-ca.md). Written by floe-ca init; durations\n"
                      "# take units: 90d, 12h, 5min.\n"
                      "[ca]\n"
@@ -133,7 +144,10 @@ int ca_settings_format(const struct ca_settings *s, char **ret)
                      "token = %s\n"
                      "\n"
                      "[crl]\n"
-                     "next_update = %s\n",
+                     "next_update = %s\n"
+                     "\n"
+                     "[registry]\n"
+                     "%s%s\n",
                      ca_key_type_name(s->key_type), s->organization,
                      floe_format_duration(s->backdate_s * US, b[0], sizeof(b[0])),
                      floe_format_duration(s->root_validity_s * US, b[1], sizeof(b[1])),
@@ -143,11 +157,79 @@ int ca_settings_format(const struct ca_settings *s, char **ret)
                      floe_format_duration(s->validity_s[CA_KIND_SERVER] * US, b[5], sizeof(b[5])),
                      floe_format_duration(s->validity_s[CA_KIND_SERVICE] * US, b[6], sizeof(b[6])),
                      floe_format_duration(s->token_validity_s * US, b[7], sizeof(b[7])),
-                     floe_format_duration(s->crl_next_update_s * US, b[8], sizeof(b[8])));
-        if (n < 0 || n >= 2048) {
+                     floe_format_duration(s->crl_next_update_s * US, b[8], sizeof(b[8])),
+                     *s->registry ? "location = " : "# location = (unset: registry.db here)",
+                     s->registry);
+        if (n < 0 || n >= SETTINGS_TEXT_MAX) {
                 floe_free(text);
                 return -ENOBUFS;
         }
         *ret = text;
+        return 0;
+}
+
+/* -- the registry location ------------------------------------------------------------ */
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+        return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static bool is_postgres(const char *s)
+{
+        return has_prefix(s, "postgresql:") || has_prefix(s, "postgres:");
+}
+
+const char *ca_registry_location_problem(const char *s)
+{
+        size_t len = s ? strlen(s) : 0, scheme;
+
+        if (len == 0)
+                return "empty";
+        if (len > CA_REGISTRY_LOCATION_MAX)
+                return "longer than 1023 bytes";
+        for (size_t i = 0; i < len; i++)
+                if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+                        return "control characters are not allowed";
+        if (s[0] == ' ' || s[len - 1] == ' ' || s[0] == '"')
+                return "leading or trailing blanks and a leading '\"' are not allowed";
+        if (is_postgres(s))
+                return NULL;
+        if (has_prefix(s, "sqlite:"))
+                return s[7] ? NULL : "sqlite: needs a file name";
+        /* Another "scheme:" is a mistake rather than a file name (write sqlite:NAME). */
+        scheme = strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789+.-");
+        if (scheme > 0 && s[scheme] == ':' && s[0] >= 'a' && s[0] <= 'z')
+                return "expected a file path, sqlite:PATH, postgresql://... or postgres://...";
+        return NULL;
+}
+
+int ca_registry_location(const char *dir, const char *setting, char *buf, size_t size,
+                         bool *ret_file)
+{
+        const char *path = setting;
+        int n;
+
+        if (!dir || !*dir || !setting)
+                return -EINVAL;
+        if (*setting && ca_registry_location_problem(setting))
+                return -EINVAL;
+        if (*setting && is_postgres(setting)) {
+                n = snprintf(buf, size, "%s", setting);
+                if (n < 0 || (size_t)n >= size)
+                        return -ENAMETOOLONG;
+                *ret_file = false;
+                return 0;
+        }
+        if (!*path)
+                path = CA_REGISTRY_FILE;
+        else if (has_prefix(path, "sqlite:"))
+                path += 7;
+        /* registry_open() takes a plain path as SQLite. */
+        n = path[0] == '/' ? snprintf(buf, size, "%s", path)
+                           : snprintf(buf, size, "%s/%s", dir, path);
+        if (n < 0 || (size_t)n >= size)
+                return -ENAMETOOLONG;
+        *ret_file = true;
         return 0;
 }

@@ -182,6 +182,10 @@ int ca_key_load(const char *path, bool allow_loose_mode, EVP_PKEY **ret);
  */
 int ca_file_write_new(const char *path, const void *data, size_t len, mode_t mode);
 int ca_file_replace(const char *path, const void *data, size_t len, mode_t mode);
+/* "PATH.tmp-<12 random hex digits>": a sibling for a write + rename. */
+int ca_file_temp_name(const char *path, char *buf, size_t size);
+/* fsync of the directory holding path (after a rename into it). */
+int ca_file_sync_dir(const char *path);
 /* The whole file (at most max bytes, else -EFBIG), NUL-terminated; ret_len
  * excludes the NUL. Symlinks are not followed. */
 int ca_file_read(const char *path, size_t max, char **ret, size_t *ret_len);

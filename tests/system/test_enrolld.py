@@ -21,7 +21,7 @@ import pytest
 
 import floe_mqtt
 from enroll_client import Credentials, Env, csr_der, make_csr
-from test_floe_ca import FloeCA, ext_value, tls_connect
+from test_floe_ca import ext_value, tls_connect
 
 DEVICES = int(os.environ.get("FLOE_ENROLL_DEVICES", "50"))
 CLAIM_RATE = 20
@@ -678,57 +678,30 @@ def test_runbook_revoke_a_device_and_end_its_session(env):
         assert not c.connected
 
 
-def openssl_run(*args, cwd=None):
-    r = subprocess.run(["openssl", *map(str, args)], capture_output=True, text=True, timeout=60,
-                       cwd=cwd)
-    assert r.returncode == 0, f"openssl {args}: {r.stderr}"
-    return r.stdout
-
-
 def test_runbook_rotate_the_device_ca(env):
     """docs/enrollment.md, "Rotate the device CA", step by step."""
     old_dev, old_res = enroll_one(env, "rotate-old", "acme.rotate-old")
-    ca_dir = env.ca.dir
-    old_dir = ca_dir.parent / "ca.old"
-    subprocess.run(["cp", "-a", str(ca_dir), str(old_dir)], check=True)
-    d = ca_dir / "device"
-    os.umask(0o077)
-    try:
-        openssl_run("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
-                    "-out", "ca.key.new", cwd=d)
-        openssl_run("req", "-new", "-key", "ca.key.new", "-subj", "/O=floe/CN=floe device CA 2",
-                    "-out", "ca.csr", cwd=d)
-        (d / "ca.ext").write_text("\n".join([
-            "basicConstraints=critical,CA:TRUE,pathlen:0",
-            "keyUsage=critical,keyCertSign,cRLSign", "extendedKeyUsage=clientAuth",
-            "subjectKeyIdentifier=hash", "authorityKeyIdentifier=keyid:always"]) + "\n")
-        serial = openssl_run("rand", "-hex", "16").strip()
-        openssl_run("x509", "-req", "-in", "ca.csr", "-CA", "../root/ca.pem", "-CAkey",
-                    "../root/ca.key", "-days", "3650", "-set_serial", "0x" + serial,
-                    "-extfile", "ca.ext", "-out", "ca.pem.new", cwd=d)
-    finally:
-        os.umask(0o022)
-    os.replace(d / "ca.key.new", d / "ca.key")
-    os.replace(d / "ca.pem.new", d / "ca.pem")
-    (d / "trust.pem").write_text((d / "ca.pem").read_text() + env.root.read_text())
-    for f in ("ca.csr", "ca.ext"):
-        (d / f).unlink()
-    # step 3: the broker trusts both CAs, with a CRL of each
-    old = FloeCA(env.ca.bin, old_dir)
-    env.ca.run("crl", "--ca", "device")
-    old.run("crl", "--ca", "device", "--next-update", "100d")
-    (env.out / "device-ca.pem").write_text(env.root.read_text() + (d / "ca.pem").read_text() +
-                                           (old_dir / "device" / "ca.pem").read_text())
-    (env.out / "device.crl.pem").write_text((d / "crl.pem").read_text() +
-                                            (old_dir / "device" / "crl.pem").read_text())
+    d = env.ca.path("device")
+    old_ca = (d / "ca.pem").read_text()
+    # step 1: a new device CA from the root key; the previous one stays as device/gen-1
+    r = env.ca.run("rotate", "--ca", "device")
+    assert "now generation 2" in r.stdout
+    assert (d / "gen-1" / "ca.pem").read_text() == old_ca != (d / "ca.pem").read_text()
+    # step 2: the broker trusts both generations, with a CRL of each
+    user = ["--user", "root"] if os.geteuid() == 0 else []
+    env.ca.run("crl", "--ca", "device", "--out", env.out)
+    env.ca.run("broker-config", "--out", env.out, "--hostname", "localhost", "--bind",
+               "127.0.0.1", "--ports", f"{env.broker.device_port},{env.broker.claim_port},"
+               f"{env.broker.service_port}", *user)
+    bundle = (env.out / "device-ca.pem").read_text()
+    assert old_ca in bundle and (d / "ca.pem").read_text() in bundle
+    env.broker.reload()
+    # step 3: floe-enrolld signs with the new CA after a reload
     before = env.daemon.log_text().count("subscribed to")
-    env.broker.restart()
-    env.daemon.wait_log("subscribed to", count=before + 1, timeout=20)
-    # step 4: floe-enrolld signs with the new CA after a reload
     reloads = env.daemon.log_text().count("device CA loaded")
     env.daemon.signal(signal.SIGHUP)
     env.daemon.wait_log("device CA loaded", count=reloads + 1)
-    env.daemon.wait_log("subscribed to", count=before + 2, timeout=20)
+    env.daemon.wait_log("subscribed to", count=before + 1, timeout=20)
     new_dev, new_res = enroll_one(env, "rotate-new", "acme.rotate-new")
     assert new_res["chain"] == (d / "ca.pem").read_text() != old_res["chain"]
     assert "Issuer: O = floe, CN = floe device CA 2" in cert_text_pem(new_res["certificate"])
@@ -744,6 +717,22 @@ def test_runbook_rotate_the_device_ca(env):
     with floe_mqtt.Publisher("127.0.0.1", env.broker.device_port, tls=renewed.tls) as pub:
         pub.publish("floe/v1/acme.rotate-old/batch", b"renewed")
     assert "CN = floe device CA 2" in cert_text_pem(res["certificate"])
+    # the reload put the new CA into the device listener's trust: a device sending only its
+    # own certificate, without the intermediate, is accepted from either generation
+    for name, leaf_pem, key_path in (("old", old_res["certificate"], old_dev.key),
+                                     ("new", new_res["certificate"], new_dev.key)):
+        leaf = env.keys / f"rotate-{name}.leaf.pem"
+        leaf.write_text(leaf_pem)
+        assert tls_connect(env.broker.device_port, Credentials(leaf, key_path, env.root)) == 0
+    # revoking a certificate of the old generation: its CRL is renewed with the new one's
+    env.ca.run("revoke", "--serial", old_res["serial"], "--reason", "superseded")
+    r = env.ca.run("crl", "--ca", "device", "--out", env.out)
+    assert "earlier generation" in r.stdout
+    env.broker.reload()
+    with pytest.raises(ssl.SSLError, match="certificate revoked"):
+        tls_connect(env.broker.device_port, old_dev)
+    for creds in (renewed, new_dev):
+        assert tls_connect(env.broker.device_port, creds) == 0
 
 
 # -- last: what the daemons logged over the whole module --------------------------------------

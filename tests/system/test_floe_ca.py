@@ -573,6 +573,291 @@ def test_no_key_material_in_any_output(ca):
             assert body[:40] not in out
 
 
+# -- rotate ----------------------------------------------------------------------------------
+
+
+def pem_blocks(path, kind):
+    """The PEM blocks of one kind ("CERTIFICATE", "X509 CRL") in a file, in order."""
+    return re.findall(rf"-----BEGIN {kind}-----\n.*?-----END {kind}-----\n",
+                      Path(path).read_text(), re.S)
+
+
+def split_crls(path, tmp_path):
+    """Each CRL of a CRL file (mosquitto's crlfile may hold several) as {issuer CN: path}."""
+    crls = {}
+    for i, block in enumerate(pem_blocks(path, "X509 CRL")):
+        one = tmp_path / f"{Path(path).name}.{i}"
+        one.write_text(block)
+        issuer = openssl("crl", "-noout", "-issuer", "-in", one).strip()
+        crls[issuer.split("CN = ", 1)[1]] = one
+    assert len(crls) == len(pem_blocks(path, "X509 CRL")), "two CRLs of one issuer"
+    return crls
+
+
+def bundle_subjects(path):
+    subjects = []
+    for block in pem_blocks(path, "CERTIFICATE"):
+        r = subprocess.run(["openssl", "x509", "-noout", "-subject"], input=block,
+                           capture_output=True, text=True, timeout=30)
+        subjects.append(r.stdout.strip().split("CN = ", 1)[1])
+    return subjects
+
+
+def test_rotate_the_device_ca(fresh_ca, tmp_path):
+    ca = fresh_ca
+    ca.run("init")
+    for ident in ("acme.old-1", "acme.old-2"):
+        ca.run("issue-device", ident)
+    old_pem = ca.path("device", "ca.pem").read_bytes()
+    old_key = ca.path("device", "ca.key").read_bytes()
+    old_text = cert_text(ca.path("device", "ca.pem"))
+    r = ca.run("rotate", "--ca", "device")
+    assert "now generation 2: \"floe device CA 2\", p256 key" in r.stdout
+    assert "kept in" in r.stdout and "(1 earlier generation with valid" in r.stdout
+    # the new intermediate: same profile, another key and name, from the root
+    text = cert_text(ca.path("device", "ca.pem"))
+    assert "Subject: O = floe, CN = floe device CA 2" in text
+    assert "Issuer: O = floe, CN = floe root CA" in text
+    for ext in ("X509v3 Basic Constraints: critical", "X509v3 Key Usage: critical",
+                "X509v3 Extended Key Usage", "X509v3 Authority Key Identifier"):
+        assert ext_value(text, ext) == ext_value(old_text, ext), ext
+    assert ext_value(text, "X509v3 Subject Key Identifier") != ext_value(
+        old_text, "X509v3 Subject Key Identifier")
+    assert "NIST CURVE: P-256" in text
+    assert verify(ca.path("root", "ca.pem"), ca.path("device", "ca.pem")).returncode == 0
+    assert ca.path("device", "trust.pem").read_text() == (
+        ca.path("device", "ca.pem").read_text() + ca.path("root", "ca.pem").read_text())
+    # the previous generation kept as it was, its key 0600; the new key 0600
+    gen1 = ca.path("device", "gen-1")
+    assert mode(gen1) == 0o700
+    assert (gen1 / "ca.pem").read_bytes() == old_pem
+    assert (gen1 / "ca.key").read_bytes() == old_key and mode(gen1 / "ca.key") == 0o600
+    assert ca.path("device", "ca.key").read_bytes() != old_key
+    assert mode(ca.path("device", "ca.key")) == 0o600
+    assert openssl("pkey", "-pubout", "-in", ca.path("device", "ca.key")) == openssl(
+        "x509", "-noout", "-pubkey", "-in", ca.path("device", "ca.pem"))
+    # new devices come from the new CA
+    ca.run("issue-device", "acme.new-1")
+    new_leaf = ca.issued("acme.new-1")[1]
+    assert "Issuer: O = floe, CN = floe device CA 2" in cert_text(new_leaf)
+    # the broker trusts the root and both generations, with a CRL of each
+    out = tmp_path / "broker"
+    ca.run("broker-config", "--out", out, "--hostname", "localhost")
+    bundle, crl = out / "device-ca.pem", out / "device.crl.pem"
+    assert sorted(bundle_subjects(bundle)) == [
+        "floe device CA", "floe device CA 2", "floe root CA"]
+    assert set(split_crls(crl, tmp_path)) == {"floe device CA", "floe device CA 2"}
+    chains = {i: ca.issued(i)[2] for i in ("acme.old-1", "acme.old-2", "acme.new-1")}
+    for ident, chain in chains.items():
+        assert verify(bundle, chain, purpose="sslclient", crl=crl).returncode == 0, ident
+        # and with the chain the device sends, not only the bundle's intermediates
+        assert verify(bundle, ca.issued(ident)[1], untrusted=chain,
+                      crl=crl).returncode == 0, ident
+    # revoking an old-generation device: its CRL comes from the old generation
+    old1 = ca.serial_of(ca.issued("acme.old-1")[1])
+    new1 = ca.serial_of(new_leaf)
+    ca.run("revoke", "--identity", "acme.old-1", "--reason", "keyCompromise")
+    ca.run("revoke", "--identity", "acme.new-1")
+    r = ca.run("crl", "--ca", "device", "--out", out)
+    assert "and the CRL of 1 earlier generation" in r.stdout
+    crls = split_crls(crl, tmp_path)
+    assert crl_entries(crls["floe device CA"]) == {old1: "Key Compromise"}
+    assert crl_entries(crls["floe device CA 2"]) == {new1: None}
+    # each CRL is signed by its generation
+    for cn, path in crls.items():
+        signer = gen1 / "trust.pem" if cn == "floe device CA" else ca.path("device", "trust.pem")
+        r = openssl("crl", "-noout", "-in", path, "-CAfile", signer, ok=False)
+        assert "verify OK" in r.stdout + r.stderr, cn
+    assert (gen1 / "crl.pem").read_text() == crls["floe device CA"].read_text()
+    assert ca.path("device", "crl.pem").read_text() == crl.read_text()
+    for ident, chain in chains.items():
+        r = verify(bundle, chain, crl=crl)
+        if ident == "acme.old-2":
+            assert r.returncode == 0
+        else:
+            assert "certificate revoked" in r.stdout + r.stderr, ident
+    # list: both generations valid CAs, the devices with their statuses
+    cas = {row["identity"]: row for row in ca.list_json("--kind", "ca")}
+    for cn in ("floe device CA", "floe device CA 2"):
+        assert cas[cn]["status"] == "valid" and cas[cn]["issuer"] == "root"
+    assert cas["floe device CA 2"]["serial"] == ca.serial_of(ca.path("device", "ca.pem"))
+    table = ca.run("list").stdout
+    assert re.search(r"^floe device CA 2\s+ca\s", table, re.M)
+    assert re.search(r"^floe device CA\s+ca\s", table, re.M)
+
+
+def test_rotate_again_other_key_type_and_the_server_ca(fresh_ca, tmp_path):
+    ca = fresh_ca
+    ca.run("init", "--key-type", "p384")
+    ca.run("issue-device", "acme.gen-1")
+    ca.run("rotate", "--ca", "device")
+    ca.run("issue-device", "acme.gen-2")
+    r = ca.run("rotate", "--ca", "device", "--key-type", "p256")
+    assert "now generation 3: \"floe device CA 3\", p256 key" in r.stdout
+    assert "(2 earlier generations with valid certificates)" in r.stdout
+    assert "NIST CURVE: P-256" in cert_text(ca.path("device", "ca.pem"))
+    assert "NIST CURVE: P-384" in cert_text(ca.path("device", "gen-2", "ca.pem"))
+    assert "CN = floe device CA 2" in cert_text(ca.path("device", "gen-2", "ca.pem"))
+    out = tmp_path / "broker"
+    ca.run("broker-config", "--out", out, "--hostname", "localhost")
+    assert sorted(bundle_subjects(out / "device-ca.pem")) == [
+        "floe device CA", "floe device CA 2", "floe device CA 3", "floe root CA"]
+    for ident in ("acme.gen-1", "acme.gen-2"):
+        assert verify(out / "device-ca.pem", ca.issued(ident)[2],
+                      crl=out / "device.crl.pem").returncode == 0
+    # the server CA: the broker certificate already made keeps verifying with the root
+    r = ca.run("rotate", "--ca", "server")
+    assert "now generation 2: \"floe server CA 2\", p384 key" in r.stdout
+    assert "remove BROKER/broker" in r.stdout
+    assert verify(ca.path("root", "ca.pem"), out / "broker.chain.pem",
+                  untrusted=out / "broker.chain.pem", purpose="sslserver").returncode == 0
+    other = tmp_path / "broker2"
+    ca.run("broker-config", "--out", other, "--hostname", "localhost")
+    assert "Issuer: O = floe, CN = floe server CA 2" in cert_text(other / "broker.pem")
+    assert verify(ca.path("root", "ca.pem"), other / "broker.chain.pem",
+                  untrusted=other / "broker.chain.pem", purpose="sslserver").returncode == 0
+    assert "floe server CA" in split_crls(ca.path("server", "crl.pem"), tmp_path)
+
+
+def test_rotate_drops_generations_without_valid_certificates(fresh_ca, tmp_path):
+    ca = fresh_ca
+    ca.run("init")
+    ca.run("issue-device", "acme.short", "--validity", "3s")
+    r = ca.run("rotate", "--ca", "device")
+    assert "(1 earlier generation with valid certificates)" in r.stdout
+    out = tmp_path / "broker"
+    ca.run("broker-config", "--out", out, "--hostname", "localhost")
+    assert len(bundle_subjects(out / "device-ca.pem")) == 3
+    time.sleep(3.5)
+    r = ca.run("crl", "--ca", "device", "--out", out)
+    assert "earlier generation" not in r.stdout
+    assert list(split_crls(out / "device.crl.pem", tmp_path)) == ["floe device CA 2"]
+    ca.run("broker-config", "--out", out)
+    assert sorted(bundle_subjects(out / "device-ca.pem")) == ["floe device CA 2", "floe root CA"]
+    assert (out / "device-ca.pem").read_text() == ca.path("device", "trust.pem").read_text()
+    # the next rotation keeps generation 2 and names the new CA 3
+    r = ca.run("rotate", "--ca", "device")
+    assert "now generation 3" in r.stdout and "(0 earlier generations" in r.stdout
+    assert sorted(p.name for p in ca.path("device").iterdir() if p.name.startswith("gen-")) == [
+        "gen-1", "gen-2"]
+
+
+def test_a_revoked_generation_leaves_the_broker_files(fresh_ca, tmp_path):
+    """A compromised device CA: rotate, then revoke the old one (docs/enrollment.md)."""
+    ca = fresh_ca
+    ca.run("init")
+    ca.run("issue-device", "acme.gw-0001")
+    old_serial = ca.serial_of(ca.path("device", "ca.pem"))
+    ca.run("rotate", "--ca", "device")
+    ca.run("revoke", "--serial", old_serial, "--reason", "CACompromise")
+    out = tmp_path / "broker"
+    out.mkdir()
+    ca.run("crl", "--out", out)
+    ca.run("broker-config", "--out", out, "--hostname", "localhost")
+    assert sorted(bundle_subjects(out / "device-ca.pem")) == ["floe device CA 2", "floe root CA"]
+    assert list(split_crls(out / "device.crl.pem", tmp_path)) == ["floe device CA 2"]
+    assert crl_entries(ca.path("root", "crl.pem")) == {old_serial: "CA Compromise"}
+    # even with the old CA in the chain it sends, the device is refused: no CRL of its issuer
+    chain = ca.issued("acme.gw-0001")[2]
+    r = verify(out / "device-ca.pem", chain, untrusted=chain, crl=out / "device.crl.pem")
+    assert r.returncode != 0 and "unable to get certificate CRL" in r.stdout + r.stderr
+
+
+def test_crl_keeps_the_last_crl_of_a_generation_without_its_key(fresh_ca, tmp_path):
+    ca = fresh_ca
+    ca.run("init")
+    ca.run("issue-device", "acme.gw-0001")
+    ca.run("rotate", "--ca", "device")
+    old_crl = ca.path("device", "gen-1", "crl.pem").read_text()
+    before = int(ext_value(crl_text(ca.path("device", "crl.pem")), "X509v3 CRL Number"))
+    ca.path("device", "gen-1", "ca.key").rename(tmp_path / "gen-1.key")
+    r = ca.run("crl", "--ca", "device", ok=False)
+    assert r.returncode == 1 and "gen-N/ca.key" in r.stderr and "others were renewed" in r.stderr
+    crls = split_crls(ca.path("device", "crl.pem"), tmp_path)
+    assert crls["floe device CA"].read_text() == old_crl
+    assert int(ext_value(crl_text(crls["floe device CA 2"]), "X509v3 CRL Number")) > before
+
+
+def test_rotate_refused_without_the_root_key(fresh_ca):
+    ca = fresh_ca
+    ca.run("init")
+    key = ca.path("root", "ca.key")
+    offline = key.with_name("ca.key.offline")
+    key.rename(offline)
+    before = {p.name: p.read_bytes() for p in ca.path("device").iterdir()}
+    r = ca.run("rotate", "--ca", "device", ok=False)
+    assert r.returncode == 1 and "root key is not in the CA directory" in r.stderr
+    assert {p.name: p.read_bytes() for p in ca.path("device").iterdir()} == before
+    assert len(ca.list_json("--kind", "ca")) == len(CAS)
+    # with the key back it works
+    offline.rename(key)
+    ca.run("rotate", "--ca", "device")
+    assert len(ca.list_json("--kind", "ca")) == len(CAS) + 1
+    # the current CA's key missing: refused too, nothing changed
+    ca.path("device", "ca.key").rename(ca.path("device", "ca.key.away"))
+    before = sorted(p.name for p in ca.path("device").iterdir())
+    r = ca.run("rotate", "--ca", "device", ok=False)
+    assert r.returncode == 1 and "device/ca.key" in r.stderr
+    assert sorted(p.name for p in ca.path("device").iterdir()) == before
+    # bad usage
+    for args in ((), ("--ca", "claim"), ("--ca", "root"), ("--ca", "device", "--key-type", "x"),
+                 ("--ca", "device", "extra")):
+        assert ca.run("rotate", *args, ok=False).returncode == 2, args
+
+
+# -- the registry location ------------------------------------------------------------------
+
+
+def test_init_with_the_registry_elsewhere(fresh_ca, tmp_path):
+    import sqlite3
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    location = shared / "floe-registry.db"
+    ca = fresh_ca
+    ca.run("init", "--registry", location)
+    assert not ca.path("registry.db").exists() and location.exists()
+    conf = ca.path("floe-ca.conf").read_text()
+    assert f"[registry]\nlocation = {location}\n" in conf
+    ca.run("issue-device", "acme.gw-0001")
+    serial = ca.serial_of(ca.issued("acme.gw-0001")[1])
+    assert [row["serial"] for row in ca.list_json("--kind", "device")] == [serial]
+    with sqlite3.connect(location) as db:
+        rows = db.execute("SELECT identity FROM certificates WHERE serial = ?",
+                          (serial,)).fetchall()
+    assert rows == [("acme.gw-0001",)]
+    # a registry holding a CA is never given to another
+    other = FloeCA(ca.bin, tmp_path / "other")
+    r = other.run("init", "--registry", location, ok=False)
+    assert "holds certificates already" in r.stderr and not other.dir.exists()
+    # a relative SQLite path is inside the CA directory
+    rel = FloeCA(ca.bin, tmp_path / "rel")
+    rel.run("init", "--registry", "sqlite:certs.db")
+    assert rel.path("certs.db").exists() and not rel.path("registry.db").exists()
+    rel.run("issue-device", "acme.gw-0002")
+    assert [row["identity"] for row in rel.list_json("--kind", "device")] == ["acme.gw-0002"]
+    # a registry gone from its location is an error naming the setting, not a new registry
+    location.rename(shared / "moved.db")
+    r = ca.run("list", ok=False)
+    assert re.search(r"floe-ca\.conf:\d+: \[registry\] location: no registry at", r.stderr)
+    assert not location.exists()
+    # bad locations
+    for bad in ("mysql://db", " padded", "sqlite:", '"quoted"'):
+        r = FloeCA(ca.bin, tmp_path / "bad").run("init", "--registry", bad, ok=False)
+        assert r.returncode == 2 and "--registry" in r.stderr, bad
+
+
+def test_init_with_an_unusable_postgresql_registry(fresh_ca, tmp_path):
+    """Without a PostgreSQL backend, or without a server: a clear error, nothing left behind,
+    and the password in the location never printed."""
+    url = f"postgresql://floe:s3cret-pw@127.0.0.1:{free_port()}/floe?connect_timeout=2"
+    r = fresh_ca.run("init", "--registry", url, ok=False)
+    assert r.returncode == 1 and "registry" in r.stderr
+    assert "s3cret-pw" not in r.stdout + r.stderr
+    assert not fresh_ca.dir.exists()
+    assert not [p for p in tmp_path.iterdir() if ".init-" in p.name]
+
+
 # -- the broker --------------------------------------------------------------------------------
 
 
@@ -698,6 +983,12 @@ def test_generated_files(broker):
     conf = (out / "mosquitto.conf").read_text()
     assert conf.index("per_listener_settings true") < re.search(r"^listener ", conf, re.M).start()
     assert conf.count("require_certificate true") == 3
+    # Nagle off, globally (mosquitto.conf(5): "This option applies globally"): before any
+    # listener, so it never reads as one listener's setting
+    lines = conf.splitlines()
+    assert lines.count("set_tcp_nodelay true") == 1
+    assert lines.index("set_tcp_nodelay true") < min(
+        i for i, line in enumerate(lines) if line.startswith("listener "))
     assert conf.count("use_identity_as_username true") == 3
     assert conf.count("tls_version tlsv1.2") == 3
     assert f"cafile {out}/device-ca.pem" in conf and f"crlfile {out}/device.crl.pem" in conf
