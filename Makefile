@@ -68,7 +68,7 @@ LAKE_OBJ = $(LAKE_SRC:%.c=$(B)/%.o)
 LIBLAKE = $(B)/liblake.a
 
 # Every module library, in link order (unit tests, replays and benches link them all).
-MODLIBS = $(LIBAGENT) $(LIBCERTS) $(LIBLAKE)
+MODLIBS = $(LIBAGENT) $(LIBLAKE) $(LIBCERTS)
 
 TOOLS = $(B)/floe-batch $(if $(wildcard certs/floe-ca.c),$(B)/floe-ca) \
 	$(if $(wildcard uploader/floe-lake.c),$(B)/floe-lake)
