@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ca-cmd.h"
+#include "registry.h"
 
 int ca_cmd_init(const struct ca_cmd_globals *g, int argc, char **argv)
 {
@@ -76,8 +77,16 @@ int ca_cmd_init(const struct ca_cmd_globals *g, int argc, char **argv)
                                    g->dir);
         if (r < 0 && ca_cmd_registry_problem(r))
                 return ca_cmd_fail(0, "init %s: %s", g->dir, ca_cmd_registry_problem(r));
-        if (r < 0 && *s.registry)
+        if (r < 0 && *s.registry) {
+                char why[512] = "";
+                struct registry *reg = NULL;
+
+                /* the reason (server, login) without the location, which may hold a password */
+                if (registry_open_explain(s.registry, why, sizeof(why), &reg) < 0 && why[0])
+                        return ca_cmd_fail(0, "init %s: registry: %s", g->dir, why);
+                registry_close(reg);
                 return ca_cmd_fail(r, "init %s (registry at --registry)", g->dir);
+        }
         if (r < 0)
                 return ca_cmd_fail(r, "init %s", g->dir);
         printf("CA directory %s created (%s keys): root, device, server, claim and service CAs.\n"

@@ -107,8 +107,13 @@ int ca_dir_open(const char *dir, const char *config_path, struct ca_dir **ret,
         if (r >= 0 && file)
                 r = check_registry_file(location, cfg, *d->settings.registry != '\0', err);
         floe_config_free(cfg);
-        if (r >= 0)
-                r = registry_open(location, &d->reg);
+        if (r >= 0) {
+                char why[sizeof(err->msg) - 16] = "";
+
+                r = registry_open_explain(location, why, sizeof(why), &d->reg);
+                if (r < 0 && why[0] && err && !err->msg[0])
+                        snprintf(err->msg, sizeof(err->msg), "registry: %s", why);
+        }
         if (r < 0) {
                 ca_dir_close(d);
                 return r;

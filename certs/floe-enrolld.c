@@ -108,7 +108,7 @@ static int open_service(const struct enroll_settings *s, struct enroll_service *
         if (r < 0)
                 return log_error_errno(r,
                                        "CA directory %s: cannot open it or load the device CA "
-                                       "(device/ca.pem, ca.key 0600, trust.pem, registry.db)",
+                                       "(device/ca.pem, ca.key 0600, trust.pem, the registry)",
                                        s->ca_dir);
         return 0;
 }
@@ -267,7 +267,8 @@ static void process_batch(struct enrolld *d)
                 return;
         r = enroll_service_begin(d->svc);
         if (r < 0)
-                log_error_errno(r, "the registry: cannot begin a transaction");
+                log_error_errno(r, "the registry: cannot begin a transaction: %s",
+                                registry_last_error(enroll_service_registry(d->svc)));
         for (size_t i = 0; i < n; i++) {
                 struct request *q = &d->queue[i];
 
@@ -278,7 +279,8 @@ static void process_batch(struct enrolld *d)
         if (r >= 0) {
                 r = enroll_service_commit(d->svc);
                 if (r < 0)
-                        log_error_errno(r, "the registry: commit failed, %zu requests undone", n);
+                        log_error_errno(r, "the registry: commit failed, %zu requests undone: %s",
+                                        n, registry_last_error(enroll_service_registry(d->svc)));
         }
         for (size_t i = 0; i < n; i++) {
                 struct request *q = &d->queue[i];

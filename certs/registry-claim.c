@@ -33,14 +33,18 @@ static bool in_tenant(const char *tenant, const char *identity)
 
 int registry_claim_add(struct registry *reg, const struct registry_claim *c)
 {
+        int64_t n = 0;
+        int r;
+
         if (ca_name_check(CA_KIND_CLAIM, c->claim_id) < 0 || !tenant_valid(c->tenant) ||
             c->expires_at <= c->created_at)
                 return -EINVAL;
-        return reg_exec(reg, NULL,
-                        "INSERT INTO claims (claim_id, tenant, created_at, expires_at, disabled)"
-                        " VALUES (?, ?, ?, ?, ?)",
-                        REG_T(c->claim_id), REG_T(c->tenant), REG_I(c->created_at),
-                        REG_I(c->expires_at), REG_I((int64_t)c->disabled));
+        r = reg_exec(reg, &n,
+                     "INSERT INTO claims (claim_id, tenant, created_at, expires_at, disabled)"
+                     " VALUES (?, ?, ?, ?, ?)" ON_DUPLICATE,
+                     REG_T(c->claim_id), REG_T(c->tenant), REG_I(c->created_at),
+                     REG_I(c->expires_at), REG_I((int64_t)c->disabled));
+        return r < 0 ? r : n == 0 ? -EEXIST : 0;
 }
 
 int registry_claim_get(struct registry *reg, const char *claim_id, struct registry_claim *ret)
@@ -108,6 +112,7 @@ int registry_entitlement_add(struct registry *reg, const char *claim_id, const c
                              bool reusable, int64_t now)
 {
         struct registry_claim c;
+        int64_t n = 0;
         bool own;
         int r;
 
@@ -120,11 +125,13 @@ int registry_entitlement_add(struct registry *reg, const char *claim_id, const c
         if (r >= 0 && !in_tenant(c.tenant, identity))
                 r = -EINVAL;
         if (r >= 0)
-                r = reg_exec(reg, NULL,
+                r = reg_exec(reg, &n,
                              "INSERT INTO entitlements (claim_id, identity, reusable, uses,"
-                             " created_at) VALUES (?, ?, ?, 0, ?)",
+                             " created_at) VALUES (?, ?, ?, 0, ?)" ON_DUPLICATE,
                              REG_T(claim_id), REG_T(identity), REG_I((int64_t)reusable),
                              REG_I(now));
+        if (r >= 0 && n == 0)
+                r = -EEXIST;
         return reg_tx_end(reg, own, r);
 }
 
@@ -228,6 +235,7 @@ int registry_token_add(struct registry *reg, const char *claim_id, const char *t
 {
         struct registry_claim c;
         char hash[65];
+        int64_t n = 0;
         bool own;
         int r;
 
@@ -244,11 +252,13 @@ int registry_token_add(struct registry *reg, const char *claim_id, const char *t
         if (r >= 0 && (identity ? !in_tenant(c.tenant, identity) : !*c.tenant))
                 r = -EINVAL;
         if (r >= 0)
-                r = reg_exec(reg, NULL,
+                r = reg_exec(reg, &n,
                              "INSERT INTO tokens (token_hash, claim_id, identity, created_at,"
-                             " expires_at) VALUES (?, ?, ?, ?, ?)",
+                             " expires_at) VALUES (?, ?, ?, ?, ?)" ON_DUPLICATE,
                              REG_T(hash), REG_T(claim_id), REG_T(identity), REG_I(now),
                              REG_I(expires_at));
+        if (r >= 0 && n == 0)
+                r = -EEXIST;
         return reg_tx_end(reg, own, r);
 }
 
@@ -374,18 +384,12 @@ int registry_rate_hit(struct registry *reg, const char *claim_id, int64_t now, u
         r = reg_tx_begin(reg, &own);
         if (r < 0)
                 return r;
-        r = reg_exec(reg, NULL, "DELETE FROM enroll_rate WHERE window_start < ?", REG_I(start));
-        if (r >= 0)
-                r = reg_exec(reg, NULL,
-                             "INSERT INTO enroll_rate (claim_id, window_start, attempts)"
-                             " VALUES (?, ?, 1) ON CONFLICT (claim_id, window_start)"
-                             " DO UPDATE SET attempts = enroll_rate.attempts + 1",
-                             REG_T(claim_id), REG_I(start));
-        if (r >= 0)
-                r = reg_query(reg, &st,
-                              "SELECT attempts FROM enroll_rate WHERE claim_id = ?"
-                              " AND window_start = ?",
-                              REG_T(claim_id), REG_I(start));
+        /* One statement counts and reads (RETURNING: SQLite 3.35, PostgreSQL). */
+        r = reg_query(reg, &st,
+                      "INSERT INTO enroll_rate (claim_id, window_start, attempts)"
+                      " VALUES (?, ?, 1) ON CONFLICT (claim_id, window_start)"
+                      " DO UPDATE SET attempts = enroll_rate.attempts + 1 RETURNING attempts",
+                      REG_T(claim_id), REG_I(start));
         if (r >= 0)
                 r = reg->ops->step(st);
         if (r == 0)
@@ -395,6 +399,13 @@ int registry_rate_hit(struct registry *reg, const char *claim_id, int64_t now, u
                 r = 0;
         }
         reg_finalize(reg, st);
+        /* A new window: prune this claim's older ones. Only this claim's rows:
+         * pruning other claims' would take their locks too, and two daemons
+         * would wait on each other's batches. */
+        if (r >= 0 && count == 1)
+                r = reg_exec(reg, NULL,
+                             "DELETE FROM enroll_rate WHERE claim_id = ? AND window_start < ?",
+                             REG_T(claim_id), REG_I(start));
         /* Commit even when over the limit: the attempt counts. */
         r = reg_tx_end(reg, own, r);
         if (r < 0)

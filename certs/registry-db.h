@@ -2,32 +2,45 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /*
  * The registry's database seam: registry.c speaks portable SQL through these
- * few calls, and a backend (registry-sqlite.c; PostgreSQL later) implements
+ * few calls, and a backend (registry-sqlite.c, registry-pg.c) implements
  * them. SQL uses '?' placeholders numbered from 1 in order; a backend whose
- * server wants $1, $2, ... rewrites them. Internal to libcerts.
+ * server wants $1, $2, ... rewrites them (regdb_placeholders). Internal to
+ * libcerts.
  *
  * All calls return 0 or a negative errno (-EIO for a database error, whose
  * text regdb_error() returns; -EEXIST for a uniqueness violation; -EBUSY when
- * the database stayed locked past the busy timeout).
+ * the database stayed locked past the busy timeout, or a concurrent
+ * transaction forced this one to give up: deadlock, serialization failure).
  */
 
 struct regdb;
 struct regdb_stmt;
 
+/* Appended to an INSERT: a duplicate key inserts nothing (changes 0, then
+ * the caller's -EEXIST) instead of failing, which in PostgreSQL would abort
+ * the caller's whole transaction. */
+#define ON_DUPLICATE " ON CONFLICT DO NOTHING"
+
 struct regdb_ops {
-        const char *scheme; /* "sqlite" */
-        int (*open)(const char *location, struct regdb **ret);
+        const char *scheme; /* "sqlite", "postgresql" */
+        /* On failure, why (why_size bytes, may be NULL) gets the reason: never
+         * a password. */
+        int (*open)(const char *location, char *why, size_t why_size, struct regdb **ret);
         void (*close)(struct regdb *db);
         const char *(*error)(const struct regdb *db);
         /* One or more statements without parameters or results. */
         int (*exec)(struct regdb *db, const char *sql);
-        /* Write transaction (SQLite: BEGIN IMMEDIATE, so no lock upgrades). */
+        /* Write transaction (SQLite: BEGIN IMMEDIATE, so no lock upgrades;
+         * PostgreSQL: READ COMMITTED). Outside a transaction a backend may
+         * replace a lost connection; inside one it fails with -EIO instead. */
         int (*begin)(struct regdb *db);
         int (*commit)(struct regdb *db);
+        /* Accepts a database with no open transaction (then does nothing). */
         int (*rollback)(struct regdb *db);
         int (*prepare)(struct regdb *db, const char *sql, struct regdb_stmt **ret);
         void (*finalize)(struct regdb_stmt *st);
@@ -45,3 +58,12 @@ struct regdb_ops {
 };
 
 extern const struct regdb_ops regdb_sqlite_ops;
+extern const struct regdb_ops regdb_pg_ops;
+
+/*
+ * The '?' placeholders of sql outside quoted strings, quoted identifiers and
+ * comments: their number in *ret_n, and if out is not NULL, sql with each
+ * replaced by $1, $2, ... written to out (size bytes; strlen(sql) + 5 * n + 1
+ * always suffice). -ENOBUFS if out is too small, -E2BIG past 65535.
+ */
+int regdb_placeholders(const char *sql, char *out, size_t size, size_t *ret_n);

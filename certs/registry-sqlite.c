@@ -58,7 +58,7 @@ static void db_close(struct regdb *db)
         floe_free(db);
 }
 
-static int db_open(const char *location, struct regdb **ret)
+static int db_open(const char *location, char *why, size_t why_size, struct regdb **ret)
 {
         struct regdb *db;
         int fd, rc, r;
@@ -70,6 +70,8 @@ static int db_open(const char *location, struct regdb **ret)
         fd = open(location, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0) {
                 r = -errno;
+                if (why && why_size > 0)
+                        snprintf(why, why_size, "%s", strerror(-r));
                 floe_free(db);
                 return r;
         }
@@ -77,20 +79,19 @@ static int db_open(const char *location, struct regdb **ret)
         rc = sqlite3_open_v2(location, &db->db,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
                              NULL);
-        if (rc != SQLITE_OK) {
-                r = set_error(db, rc);
-                db_close(db);
-                return r;
+        if (rc == SQLITE_OK) {
+                sqlite3_extended_result_codes(db->db, 1);
+                sqlite3_busy_timeout(db->db, BUSY_TIMEOUT_MS);
+                rc = sqlite3_exec(db->db,
+                                  "PRAGMA journal_mode = WAL;"
+                                  "PRAGMA synchronous = FULL;"
+                                  "PRAGMA foreign_keys = ON;",
+                                  NULL, NULL, NULL);
         }
-        sqlite3_extended_result_codes(db->db, 1);
-        sqlite3_busy_timeout(db->db, BUSY_TIMEOUT_MS);
-        rc = sqlite3_exec(db->db,
-                          "PRAGMA journal_mode = WAL;"
-                          "PRAGMA synchronous = FULL;"
-                          "PRAGMA foreign_keys = ON;",
-                          NULL, NULL, NULL);
         if (rc != SQLITE_OK) {
                 r = set_error(db, rc);
+                if (why && why_size > 0)
+                        snprintf(why, why_size, "%s", db->error);
                 db_close(db);
                 return r;
         }

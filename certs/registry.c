@@ -68,10 +68,11 @@ static int bind_args(struct registry *reg, struct regdb_stmt *st, const char *sq
                      const struct reg_arg *args, size_t n)
 {
         size_t marks = 0;
-        int r = 0;
+        int r;
 
-        for (const char *p = sql; *p; p++)
-                marks += *p == '?';
+        r = regdb_placeholders(sql, NULL, 0, &marks);
+        if (r < 0)
+                return r;
         if (marks != n)
                 return -EINVAL;
         for (size_t i = 0; i < n && r >= 0; i++) {
@@ -246,21 +247,15 @@ int registry_savepoint_rollback(struct registry *reg)
 
 /* -- open, schema ----------------------------------------------------------- */
 
-static int schema_init(struct registry *reg)
+/* 1 and the version if registry_meta has one, 0 if not; an error if the table is missing. */
+static int schema_version(struct registry *reg, long *ret)
 {
         struct regdb_stmt *st = NULL;
         long version = 0;
-        bool own;
         int r;
 
-        r = reg_tx_begin(reg, &own);
-        if (r < 0)
-                return r;
-        r = reg->ops->exec(reg->db, "CREATE TABLE IF NOT EXISTS registry_meta ("
-                                    " name TEXT PRIMARY KEY, value TEXT NOT NULL)");
-        if (r >= 0)
-                r = reg_query(reg, &st, "SELECT value FROM registry_meta WHERE name = ?",
-                              REG_T("schema_version"));
+        r = reg_query(reg, &st, "SELECT value FROM registry_meta WHERE name = ?",
+                      REG_T("schema_version"));
         if (r >= 0)
                 r = reg->ops->step(st);
         if (r > 0) {
@@ -272,6 +267,24 @@ static int schema_init(struct registry *reg)
                 r = v && errno == 0 && *end == '\0' && version > 0 ? 1 : -EBADMSG;
         }
         reg_finalize(reg, st);
+        if (r > 0)
+                *ret = version;
+        return r;
+}
+
+static int schema_create(struct registry *reg)
+{
+        long version = 0;
+        bool own;
+        int r;
+
+        r = reg_tx_begin(reg, &own);
+        if (r < 0)
+                return r;
+        r = reg->ops->exec(reg->db, "CREATE TABLE IF NOT EXISTS registry_meta ("
+                                    " name TEXT PRIMARY KEY, value TEXT NOT NULL)");
+        if (r >= 0)
+                r = schema_version(reg, &version);
         if (r == 0) {
                 r = reg->ops->exec(reg->db, schema_v1);
                 if (r >= 0)
@@ -279,40 +292,77 @@ static int schema_init(struct registry *reg)
                                      "INSERT INTO registry_meta (name, value) VALUES (?, ?)",
                                      REG_T("schema_version"), REG_T("1"));
         } else if (r > 0 && version > REGISTRY_SCHEMA_VERSION) {
-                /* Written by a newer floe: refuse rather than guess. */
                 r = -EPROTO;
         }
         return reg_tx_end(reg, own, r < 0 ? r : 0);
 }
 
-int registry_open(const char *location, struct registry **ret)
+static int schema_init(struct registry *reg)
 {
-        const struct regdb_ops *ops = &regdb_sqlite_ops;
+        long version = 0;
+        int r;
+
+        /* Reading first, outside a transaction: a role that may only read and
+         * write the tables (no CREATE) opens an existing registry. One written
+         * by a newer floe is refused rather than guessed at. */
+        if (schema_version(reg, &version) > 0)
+                return version > REGISTRY_SCHEMA_VERSION ? -EPROTO : 0;
+        /* Two processes creating the schema at once (PostgreSQL: READ COMMITTED,
+         * so both may start): the loser fails on a duplicate and then finds it. */
+        for (int attempt = 0;; attempt++) {
+                r = schema_create(reg);
+                if ((r != -EEXIST && r != -EBUSY) || attempt == 2)
+                        return r;
+        }
+}
+
+static const struct regdb_ops *backend_of(const char **location)
+{
+        const char *l = *location;
+
+        if (strncmp(l, "postgresql:", 11) == 0 || strncmp(l, "postgres:", 9) == 0)
+                return &regdb_pg_ops; /* the whole location goes to the backend */
+        if (strncmp(l, "sqlite:", 7) == 0)
+                *location = l + 7;
+        return &regdb_sqlite_ops;
+}
+
+int registry_open_explain(const char *location, char *why, size_t why_size, struct registry **ret)
+{
+        const struct regdb_ops *ops;
         struct registry *reg;
         int r;
 
+        if (why && why_size > 0)
+                why[0] = '\0';
         if (!location || !*location)
                 return -EINVAL;
-        if (strncmp(location, "sqlite:", 7) == 0)
-                location += 7;
-        else if (strncmp(location, "postgresql:", 11) == 0 ||
-                 strncmp(location, "postgres:", 9) == 0)
-                return -EPROTONOSUPPORT;
+        ops = backend_of(&location);
         if (!*location)
                 return -EINVAL;
         reg = floe_calloc(1, sizeof(*reg));
         if (!reg)
                 return -ENOMEM;
         reg->ops = ops;
-        r = ops->open(location, &reg->db);
-        if (r >= 0)
+        r = ops->open(location, why, why_size, &reg->db);
+        if (r >= 0) {
                 r = schema_init(reg);
+                if (r < 0 && why && why_size > 0)
+                        snprintf(why, why_size, "%s",
+                                 r == -EPROTO ? "written by a newer floe (schema version)"
+                                              : ops->error(reg->db));
+        }
         if (r < 0) {
                 registry_close(reg);
                 return r;
         }
         *ret = reg;
         return 0;
+}
+
+int registry_open(const char *location, struct registry **ret)
+{
+        return registry_open_explain(location, NULL, 0, ret);
 }
 
 struct registry *registry_close(struct registry *reg)
@@ -463,16 +513,19 @@ static int cert_row(struct registry *reg, struct regdb_stmt *st, bool with_pem,
 int registry_cert_add(struct registry *reg, const struct registry_cert *c)
 {
         const char *kind = ca_kind_name(c->kind), *issuer = ca_role_name(c->issuer);
+        int64_t n = 0;
+        int r;
 
         if (!kind || !issuer || !c->pem || !*c->serial || !*c->identity ||
             c->status != REGISTRY_VALID)
                 return -EINVAL;
-        return reg_exec(reg, NULL,
-                        "INSERT INTO certificates (" CERT_COLUMNS ", pem)"
-                        " VALUES (?, ?, ?, ?, ?, ?, 'valid', NULL, NULL, ?, ?, ?)",
-                        REG_T(c->serial), REG_T(c->identity), REG_T(kind), REG_T(issuer),
-                        REG_I(c->not_before), REG_I(c->not_after), REG_T(c->key_sha256),
-                        REG_I(c->issued_at), REG_T(c->pem));
+        r = reg_exec(reg, &n,
+                     "INSERT INTO certificates (" CERT_COLUMNS ", pem)"
+                     " VALUES (?, ?, ?, ?, ?, ?, 'valid', NULL, NULL, ?, ?, ?)" ON_DUPLICATE,
+                     REG_T(c->serial), REG_T(c->identity), REG_T(kind), REG_T(issuer),
+                     REG_I(c->not_before), REG_I(c->not_after), REG_T(c->key_sha256),
+                     REG_I(c->issued_at), REG_T(c->pem));
+        return r < 0 ? r : n == 0 ? -EEXIST : 0;
 }
 
 int registry_cert_get(struct registry *reg, const char *serial, struct registry_cert *ret)

@@ -13,20 +13,29 @@
  * The certificate registry: every certificate a floe CA issued, claims and
  * what they entitle, one-time enrollment tokens and enrollment rate limits.
  *
- * Backend: SQLite (WAL, busy timeout, foreign keys) by default. The SQL is
- * kept portable (no AUTOINCREMENT, INSERT OR ..., or date functions; upserts
- * as INSERT ... ON CONFLICT ... DO UPDATE; times are BIGINT Unix seconds) and
- * runs through the small statement interface of registry-db.h, so a
- * PostgreSQL backend can implement that interface later without changing this
- * API. The schema is versioned (table registry_meta, key schema_version);
- * registry_open() creates it or refuses a newer one.
+ * Backends: SQLite (WAL, busy timeout, foreign keys) by default, PostgreSQL
+ * (libpq) for a registry that several hosts share. The SQL is portable (no
+ * AUTOINCREMENT, INSERT OR ..., or date functions; upserts as INSERT ... ON
+ * CONFLICT ... DO UPDATE, duplicates as ON CONFLICT DO NOTHING so that an
+ * -EEXIST never aborts a PostgreSQL transaction; RETURNING, so SQLite 3.35
+ * or later; times are BIGINT Unix seconds) and runs through the small statement interface of
+ * registry-db.h. The schema is versioned (table registry_meta, key schema_version); registry_open()
+ * creates it or refuses a newer one.
  *
  * Every operation that checks and then changes state does so atomically: in
  * one transaction, with the decisive step an UPDATE whose WHERE clause holds
- * the condition (so it stays correct under PostgreSQL's READ COMMITTED and
- * across processes sharing the SQLite file). Callers may group operations
- * with registry_begin()/registry_commit(); inside such a transaction the
- * operations do not open their own.
+ * the condition, or an upsert (so it stays correct under PostgreSQL's READ
+ * COMMITTED, where a second writer waits for the row and re-checks the WHERE,
+ * and across processes sharing the SQLite file). Callers may group
+ * operations with registry_begin()/registry_commit(); inside such a
+ * transaction the operations do not open their own, and their refusals
+ * (-EEXIST, -EALREADY, ...) leave it usable. A database error inside it does
+ * not: roll back (or roll back to a savepoint).
+ *
+ * PostgreSQL: a lost connection is made again by the next call outside a
+ * transaction; inside one, calls fail with -EIO until the caller rolls
+ * back. Rows locked longer than lock_timeout (10 s unless the role or URI
+ * sets one), deadlocks and serialization failures give -EBUSY.
  *
  * Times are Unix seconds supplied by the caller. Return values: 0 or a
  * negative errno; -EIO for a database failure (registry_last_error() has
@@ -35,9 +44,23 @@
 
 struct registry;
 
-/* Opens (creating if needed) the registry at location: a file path, or
- * "sqlite:PATH". "postgresql://..." is reserved: -EPROTONOSUPPORT. */
+/* Opens (creating the schema if needed) the registry at location: a file
+ * path, "sqlite:PATH", a libpq URI "postgresql://[user[:password]@]host
+ * [:port]/dbname[?param=value...]" ("postgres://" too), or libpq's key=value
+ * words after "postgresql:" ("postgresql: host=db dbname=floe"). A
+ * PostgreSQL database must exist; the schema needs CREATE on it the first
+ * time only. -EIO if the server cannot be reached or refuses the login,
+ * -EINVAL for a malformed location, -EPROTO for a schema written by a newer
+ * floe. */
 int registry_open(const char *location, struct registry **ret);
+/* registry_open(); on failure, why (why_size bytes, may be NULL) gets the
+ * reason for the log: the backend's message, which names the server and
+ * never contains the URI's password. */
+int registry_open_explain(const char *location, char *why, size_t why_size, struct registry **ret);
+/* location fit for messages: a PostgreSQL location's secrets (user:PASSWORD@,
+ * password and sslpassword values, in a URI or key=value words) replaced by
+ * "***"; other locations unchanged. Returns buf (truncated to size). */
+const char *registry_location_redact(const char *location, char *buf, size_t size);
 struct registry *registry_close(struct registry *reg);
 /* The backend's last error message ("" if none); borrowed. */
 const char *registry_last_error(const struct registry *reg);
@@ -211,8 +234,8 @@ int registry_token_count(struct registry *reg, const char *claim_id, uint64_t *r
  * Fixed-window rate limit per claim: counts one attempt in the window
  * [now - now % window_s, +window_s) and returns -EDQUOT if that makes more
  * than limit attempts in it (the attempt is still counted). ret_count (may be
- * NULL): attempts in the window including this one. Windows older than the
- * current one are pruned.
+ * NULL): attempts in the window including this one. The claim's windows
+ * older than the current one are pruned.
  */
 int registry_rate_hit(struct registry *reg, const char *claim_id, int64_t now, uint64_t window_s,
                       uint64_t limit, uint64_t *ret_count);
