@@ -67,8 +67,8 @@ LAKE_SRC = $(wildcard $(LAKE_DIRS:%=%/*.c))
 LAKE_OBJ = $(LAKE_SRC:%.c=$(B)/%.o)
 LIBLAKE = $(B)/liblake.a
 
-# Every module library, in link order (unit tests, replays and benches link them all).
-MODLIBS = $(LIBAGENT) $(LIBLAKE) $(LIBCERTS)
+# Every module library (unit tests, replays and benches link them all).
+MODLIBS = $(LIBAGENT) $(LIBCERTS) $(LIBLAKE)
 
 TOOLS = $(B)/floe-batch $(if $(wildcard certs/floe-ca.c),$(B)/floe-ca) \
 	$(if $(wildcard uploader/floe-lake.c),$(B)/floe-lake)
@@ -114,7 +114,7 @@ $(LIBLAKE): $(LAKE_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(B)/floe-lake: $(B)/uploader/floe-lake.o $(LIBLAKE) $(LIBCERTS) $(LIBFLOE)
+$(B)/floe-lake: $(B)/uploader/floe-lake.o $(LIBLAKE) $(LIBFLOE)
 	$(LINK) -o $@ $^ $(PKG_LIBS) -lm
 
 $(B)/floe-ca: $(B)/certs/floe-ca.o $(LIBCERTS) $(LIBFLOE)

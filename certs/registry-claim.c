@@ -50,7 +50,7 @@ int registry_claim_add(struct registry *reg, const struct registry_claim *c)
 int registry_claim_get(struct registry *reg, const char *claim_id, struct registry_claim *ret)
 {
         struct registry_claim c = {0};
-        struct regdb_stmt *st;
+        struct floe_sql_stmt *st;
         int r;
 
         r = reg_query(reg, &st,
@@ -138,7 +138,7 @@ int registry_entitlement_add(struct registry *reg, const char *claim_id, const c
 int registry_entitlement_use(struct registry *reg, const char *claim_id, const char *identity,
                              const char *key_sha256, int64_t now, bool *ret_replay)
 {
-        struct regdb_stmt *st = NULL;
+        struct floe_sql_stmt *st = NULL;
         bool own, replay = false;
         int64_t n = 0;
         int r;
@@ -267,7 +267,7 @@ static int token_refusal(struct registry *reg, const char *hash, const char *cla
                          const char *identity, const char *key_sha256, int64_t now, bool *replay)
 {
         struct registry_claim c;
-        struct regdb_stmt *st;
+        struct floe_sql_stmt *st;
         int r;
 
         r = reg_query(reg, &st,
@@ -348,7 +348,7 @@ int registry_token_burn(struct registry *reg, const char *claim_id, const char *
 int registry_token_count(struct registry *reg, const char *claim_id, uint64_t *ret_total,
                          uint64_t *ret_unused)
 {
-        struct regdb_stmt *st;
+        struct floe_sql_stmt *st;
         int r;
 
         r = reg_query(reg, &st,
@@ -373,7 +373,7 @@ int registry_token_count(struct registry *reg, const char *claim_id, uint64_t *r
 int registry_rate_hit(struct registry *reg, const char *claim_id, int64_t now, uint64_t window_s,
                       uint64_t limit, uint64_t *ret_count)
 {
-        struct regdb_stmt *st = NULL;
+        struct floe_sql_stmt *st = NULL;
         int64_t start, count = 0;
         bool own;
         int r;

@@ -64,13 +64,13 @@ static const char schema_v1[] =
 
 /* -- statements and transactions ------------------------------------------ */
 
-static int bind_args(struct registry *reg, struct regdb_stmt *st, const char *sql,
+static int bind_args(struct registry *reg, struct floe_sql_stmt *st, const char *sql,
                      const struct reg_arg *args, size_t n)
 {
         size_t marks = 0;
         int r;
 
-        r = regdb_placeholders(sql, NULL, 0, &marks);
+        r = floe_sql_placeholders(sql, NULL, 0, &marks);
         if (r < 0)
                 return r;
         if (marks != n)
@@ -86,10 +86,10 @@ static int bind_args(struct registry *reg, struct regdb_stmt *st, const char *sq
         return r;
 }
 
-int reg_query_args(struct registry *reg, struct regdb_stmt **ret, const char *sql,
+int reg_query_args(struct registry *reg, struct floe_sql_stmt **ret, const char *sql,
                    const struct reg_arg *args, size_t n)
 {
-        struct regdb_stmt *st;
+        struct floe_sql_stmt *st;
         int r;
 
         r = reg->ops->prepare(reg->db, sql, &st);
@@ -107,7 +107,7 @@ int reg_query_args(struct registry *reg, struct regdb_stmt **ret, const char *sq
 int reg_exec_args(struct registry *reg, int64_t *ret_changes, const char *sql,
                   const struct reg_arg *args, size_t n)
 {
-        struct regdb_stmt *st;
+        struct floe_sql_stmt *st;
         int r;
 
         r = reg_query_args(reg, &st, sql, args, n);
@@ -123,7 +123,7 @@ int reg_exec_args(struct registry *reg, int64_t *ret_changes, const char *sql,
         return 0;
 }
 
-void reg_finalize(struct registry *reg, struct regdb_stmt *st)
+void reg_finalize(struct registry *reg, struct floe_sql_stmt *st)
 {
         if (st)
                 reg->ops->finalize(st);
@@ -163,7 +163,7 @@ int reg_tx_end(struct registry *reg, bool own, int r)
         return r;
 }
 
-int reg_column_copy(struct registry *reg, struct regdb_stmt *st, int col, char *buf, size_t size)
+int reg_column_copy(struct registry *reg, struct floe_sql_stmt *st, int col, char *buf, size_t size)
 {
         const char *s = reg->ops->column_text(st, col);
         size_t len;
@@ -250,7 +250,7 @@ int registry_savepoint_rollback(struct registry *reg)
 /* 1 and the version if registry_meta has one, 0 if not; an error if the table is missing. */
 static int schema_version(struct registry *reg, long *ret)
 {
-        struct regdb_stmt *st = NULL;
+        struct floe_sql_stmt *st = NULL;
         long version = 0;
         int r;
 
@@ -316,20 +316,20 @@ static int schema_init(struct registry *reg)
         }
 }
 
-static const struct regdb_ops *backend_of(const char **location)
+static const struct floe_sql_ops *backend_of(const char **location)
 {
         const char *l = *location;
 
         if (strncmp(l, "postgresql:", 11) == 0 || strncmp(l, "postgres:", 9) == 0)
-                return &regdb_pg_ops; /* the whole location goes to the backend */
+                return &floe_sql_pg_ops; /* the whole location goes to the backend */
         if (strncmp(l, "sqlite:", 7) == 0)
                 *location = l + 7;
-        return &regdb_sqlite_ops;
+        return &floe_sql_sqlite_ops;
 }
 
 int registry_open_explain(const char *location, char *why, size_t why_size, struct registry **ret)
 {
-        const struct regdb_ops *ops;
+        const struct floe_sql_ops *ops;
         struct registry *reg;
         int r;
 
@@ -469,7 +469,7 @@ int registry_cert_json(const struct registry_cert *c, int64_t now, json_t **ret)
         "serial, identity, kind, issuer, not_before, not_after, status, revoked_at, reason, " \
         "key_sha256, issued_at"
 
-static int cert_row(struct registry *reg, struct regdb_stmt *st, bool with_pem,
+static int cert_row(struct registry *reg, struct floe_sql_stmt *st, bool with_pem,
                     struct registry_cert *ret)
 {
         struct registry_cert c = {0};
@@ -530,7 +530,7 @@ int registry_cert_add(struct registry *reg, const struct registry_cert *c)
 
 int registry_cert_get(struct registry *reg, const char *serial, struct registry_cert *ret)
 {
-        struct regdb_stmt *st;
+        struct floe_sql_stmt *st;
         int r;
 
         r = reg_query(reg, &st, "SELECT " CERT_COLUMNS ", pem FROM certificates WHERE serial = ?",
@@ -552,7 +552,7 @@ int registry_cert_foreach(struct registry *reg, const struct registry_filter *f,
         const char *kind = f->kind >= 0 ? ca_kind_name((enum ca_kind)f->kind) : NULL;
         const char *issuer = f->issuer >= 0 ? ca_role_name((enum ca_role)f->issuer) : NULL;
         struct reg_arg args[3];
-        struct regdb_stmt *st;
+        struct floe_sql_stmt *st;
         char sql[512];
         size_t n = 0;
         int len, r;
@@ -596,7 +596,7 @@ int registry_cert_foreach(struct registry *reg, const struct registry_filter *f,
 int registry_cert_find_by_key(struct registry *reg, const char *identity, const char *key_sha256,
                               int64_t now, struct registry_cert *ret)
 {
-        struct regdb_stmt *st;
+        struct floe_sql_stmt *st;
         int r;
 
         r = reg_query(reg, &st,
@@ -626,7 +626,7 @@ static int disable_claim_of(struct registry *reg, const char *identity)
 int registry_revoke_serial(struct registry *reg, const char *serial, enum ca_reason reason,
                            int64_t now)
 {
-        struct regdb_stmt *st = NULL;
+        struct floe_sql_stmt *st = NULL;
         char identity[CA_NAME_MAX + 1] = "";
         bool own, claim = false;
         int64_t n = 0;
@@ -695,7 +695,7 @@ int registry_crl_next(struct registry *reg, enum ca_role ca, int64_t this_update
                       int64_t next_update, uint64_t *ret_number)
 {
         const char *name = ca_role_name(ca);
-        struct regdb_stmt *st = NULL;
+        struct floe_sql_stmt *st = NULL;
         int64_t number = 0;
         bool own;
         int r;
@@ -732,7 +732,7 @@ int registry_crl_last(struct registry *reg, enum ca_role ca, uint64_t *ret_numbe
                       int64_t *ret_this_update, int64_t *ret_next_update)
 {
         const char *name = ca_role_name(ca);
-        struct regdb_stmt *st;
+        struct floe_sql_stmt *st;
         int r;
 
         if (!name)

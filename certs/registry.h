@@ -19,7 +19,7 @@
  * CONFLICT ... DO UPDATE, duplicates as ON CONFLICT DO NOTHING so that an
  * -EEXIST never aborts a PostgreSQL transaction; RETURNING, so SQLite 3.35
  * or later; times are BIGINT Unix seconds) and runs through the small statement interface of
- * registry-db.h. The schema is versioned (table registry_meta, key schema_version); registry_open()
+ * floe-sql.h. The schema is versioned (table registry_meta, key schema_version); registry_open()
  * creates it or refuses a newer one.
  *
  * Every operation that checks and then changes state does so atomically: in

@@ -1,4 +1,4 @@
-"""The certificate registry on a real PostgreSQL 15 (certs/registry-pg.c, docs/enrollment.md
+"""The certificate registry on a real PostgreSQL 15 (lib/floe-sql-pg.c, docs/enrollment.md
 "Registry on PostgreSQL"): the whole registry unit suite on it, two processes racing for the
 same one-time tokens and rate limit, a long-lived client across server restarts and killed
 sessions, clear login errors without the password, and floe-ca + two floe-enrolld daemons

@@ -24,7 +24,7 @@
 
 #include "catalog.h"
 #include "floe-alloc.h"
-#include "registry-db.h"
+#include "floe-sql.h"
 
 /* FLOE_TEST_CATALOG when it names a PostgreSQL server, else NULL (SQLite). */
 static const char *pg_base;
@@ -752,8 +752,7 @@ int main(void)
                 }
                 pg_base = env;
         }
-        /* naming the seam's backends here also links them in whatever the order of the
-         * module libraries on the command line */
-        printf("catalog backend: %s\n", pg_base ? regdb_pg_ops.scheme : regdb_sqlite_ops.scheme);
+        printf("catalog backend: %s\n",
+               pg_base ? floe_sql_pg_ops.scheme : floe_sql_sqlite_ops.scheme);
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,7 +26,7 @@
 #include <sqlite3.h>
 
 #include "floe-alloc.h"
-#include "registry-db.h"
+#include "floe-sql.h"
 #include "registry.h"
 
 #define NOW  1800000000LL
@@ -261,13 +261,13 @@ static void test_placeholders(void **state)
         size_t n = 0;
 
         (void)state;
-        assert_int_equal(regdb_placeholders(sql, NULL, 0, &n), 0);
+        assert_int_equal(floe_sql_placeholders(sql, NULL, 0, &n), 0);
         assert_int_equal(n, 2);
-        assert_int_equal(regdb_placeholders(sql, out, sizeof(out), &n), 0);
+        assert_int_equal(floe_sql_placeholders(sql, out, sizeof(out), &n), 0);
         assert_string_equal(out, "SELECT '?', \"a?\" -- ?\n FROM t /* ? */ WHERE a = $1 AND "
                                  "b = 'it''s ?' AND c = $2");
-        assert_int_equal(regdb_placeholders("a = ?", out, 6, &n), -ENOBUFS);
-        assert_int_equal(regdb_placeholders("a = ?", out, 7, &n), 0);
+        assert_int_equal(floe_sql_placeholders("a = ?", out, 6, &n), -ENOBUFS);
+        assert_int_equal(floe_sql_placeholders("a = ?", out, 7, &n), 0);
         assert_string_equal(out, "a = $1");
 }
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The SQL catalog (catalog.h) over the registry's database seam (registry-db.h): every
+ * The SQL catalog (catalog.h) over the registry's database seam (floe-sql.h): every
  * statement goes through db_run() below, the one place that prepares, binds and steps.
  */
 #include <errno.h>
@@ -9,7 +9,7 @@
 
 #include "catalog.h"
 #include "floe-alloc.h"
-#include "registry-db.h"
+#include "floe-sql.h"
 
 #define NAME_MAX_LEN     255  /* VARCHAR(255) */
 #define LOCATION_MAX_LEN 1000 /* VARCHAR(1000) */
@@ -33,8 +33,8 @@
 #define IS_TABLE " AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL)"
 
 struct lake_catalog {
-        const struct regdb_ops *ops;
-        struct regdb *db;
+        const struct floe_sql_ops *ops;
+        struct floe_sql *db;
         char *name;
         bool v1;     /* iceberg_tables has iceberg_type */
         bool in_txn; /* inside commit/run */
@@ -47,15 +47,15 @@ struct lake_catalog_txn {
 
 /* -- the seam ------------------------------------------------------------------------------ */
 
-static const struct regdb_ops *backend_of(const char **location)
+static const struct floe_sql_ops *backend_of(const char **location)
 {
         const char *l = *location;
 
         if (strncmp(l, "postgresql:", 11) == 0 || strncmp(l, "postgres:", 9) == 0)
-                return &regdb_pg_ops; /* the whole URI goes to libpq */
+                return &floe_sql_pg_ops; /* the whole URI goes to libpq */
         if (strncmp(l, "sqlite:", 7) == 0)
                 *location = l + 7;
-        return &regdb_sqlite_ops;
+        return &floe_sql_sqlite_ops;
 }
 
 static int db_fail(struct lake_catalog *c, int r, const char *what)
@@ -76,7 +76,7 @@ static int db_run(struct lake_catalog *c, const char *sql, const struct lake_par
                   int64_t *ret_changes)
 {
         const char *cols[MAX_PARAMS];
-        struct regdb_stmt *st = NULL;
+        struct floe_sql_stmt *st = NULL;
         int r;
 
         if (nparams > 65535 || ncols > MAX_PARAMS)
@@ -221,7 +221,7 @@ static int table_exists(struct lake_catalog *c, const char *table, bool *ret)
 {
         const struct lake_param p[] = {TEXT(table)};
 
-        if (c->ops == &regdb_pg_ops) /* the search path's, as unqualified names resolve */
+        if (c->ops == &floe_sql_pg_ops) /* the search path's, as unqualified names resolve */
                 return exists(c, "SELECT 1 WHERE to_regclass(?) IS NOT NULL", p, 1, ret);
         return exists(c, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", p, 1,
                       ret);
@@ -231,7 +231,7 @@ static int column_exists(struct lake_catalog *c, const char *table, const char *
 {
         const struct lake_param p[] = {TEXT(table), TEXT(column)};
 
-        if (c->ops == &regdb_pg_ops)
+        if (c->ops == &floe_sql_pg_ops)
                 return exists(c,
                               "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(?)"
                               " AND attname = ? AND attnum > 0 AND NOT attisdropped",

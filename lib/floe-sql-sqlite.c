@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The SQLite backend of the registry (registry-db.h). */
+/* The SQLite backend of the registry (floe-sql.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -9,21 +9,21 @@
 #include <unistd.h>
 
 #include "floe-alloc.h"
-#include "registry-db.h"
+#include "floe-sql.h"
 
 #define BUSY_TIMEOUT_MS 10000
 
-struct regdb {
+struct floe_sql {
         sqlite3 *db;
         char error[256];
 };
 
-struct regdb_stmt {
-        struct regdb *db;
+struct floe_sql_stmt {
+        struct floe_sql *db;
         sqlite3_stmt *st;
 };
 
-static int set_error(struct regdb *db, int rc)
+static int set_error(struct floe_sql *db, int rc)
 {
         const char *msg = db->db ? sqlite3_errmsg(db->db) : sqlite3_errstr(rc);
 
@@ -50,7 +50,7 @@ static int set_error(struct regdb *db, int rc)
         }
 }
 
-static void db_close(struct regdb *db)
+static void db_close(struct floe_sql *db)
 {
         if (!db)
                 return;
@@ -58,9 +58,9 @@ static void db_close(struct regdb *db)
         floe_free(db);
 }
 
-static int db_open(const char *location, char *why, size_t why_size, struct regdb **ret)
+static int db_open(const char *location, char *why, size_t why_size, struct floe_sql **ret)
 {
-        struct regdb *db;
+        struct floe_sql *db;
         int fd, rc, r;
 
         db = floe_calloc(1, sizeof(*db));
@@ -99,38 +99,38 @@ static int db_open(const char *location, char *why, size_t why_size, struct regd
         return 0;
 }
 
-static const char *db_error(const struct regdb *db)
+static const char *db_error(const struct floe_sql *db)
 {
         return db ? db->error : "";
 }
 
-static int db_exec(struct regdb *db, const char *sql)
+static int db_exec(struct floe_sql *db, const char *sql)
 {
         int rc = sqlite3_exec(db->db, sql, NULL, NULL, NULL);
 
         return rc == SQLITE_OK ? 0 : set_error(db, rc);
 }
 
-static int db_begin(struct regdb *db)
+static int db_begin(struct floe_sql *db)
 {
         return db_exec(db, "BEGIN IMMEDIATE");
 }
 
-static int db_commit(struct regdb *db)
+static int db_commit(struct floe_sql *db)
 {
         return db_exec(db, "COMMIT");
 }
 
-static int db_rollback(struct regdb *db)
+static int db_rollback(struct floe_sql *db)
 {
         if (sqlite3_get_autocommit(db->db))
                 return 0;
         return db_exec(db, "ROLLBACK");
 }
 
-static int db_prepare(struct regdb *db, const char *sql, struct regdb_stmt **ret)
+static int db_prepare(struct floe_sql *db, const char *sql, struct floe_sql_stmt **ret)
 {
-        struct regdb_stmt *st;
+        struct floe_sql_stmt *st;
         int rc, r;
 
         st = floe_calloc(1, sizeof(*st));
@@ -147,7 +147,7 @@ static int db_prepare(struct regdb *db, const char *sql, struct regdb_stmt **ret
         return 0;
 }
 
-static void db_finalize(struct regdb_stmt *st)
+static void db_finalize(struct floe_sql_stmt *st)
 {
         if (!st)
                 return;
@@ -155,7 +155,7 @@ static void db_finalize(struct regdb_stmt *st)
         floe_free(st);
 }
 
-static int db_bind_text(struct regdb_stmt *st, int idx, const char *v)
+static int db_bind_text(struct floe_sql_stmt *st, int idx, const char *v)
 {
         int rc = v ? sqlite3_bind_text(st->st, idx, v, -1, SQLITE_TRANSIENT)
                    : sqlite3_bind_null(st->st, idx);
@@ -163,14 +163,14 @@ static int db_bind_text(struct regdb_stmt *st, int idx, const char *v)
         return rc == SQLITE_OK ? 0 : set_error(st->db, rc);
 }
 
-static int db_bind_int64(struct regdb_stmt *st, int idx, int64_t v)
+static int db_bind_int64(struct floe_sql_stmt *st, int idx, int64_t v)
 {
         int rc = sqlite3_bind_int64(st->st, idx, v);
 
         return rc == SQLITE_OK ? 0 : set_error(st->db, rc);
 }
 
-static int db_step(struct regdb_stmt *st)
+static int db_step(struct floe_sql_stmt *st)
 {
         int rc = sqlite3_step(st->st);
 
@@ -181,27 +181,27 @@ static int db_step(struct regdb_stmt *st)
         return set_error(st->db, rc);
 }
 
-static const char *db_column_text(struct regdb_stmt *st, int col)
+static const char *db_column_text(struct floe_sql_stmt *st, int col)
 {
         return (const char *)sqlite3_column_text(st->st, col);
 }
 
-static int64_t db_column_int64(struct regdb_stmt *st, int col)
+static int64_t db_column_int64(struct floe_sql_stmt *st, int col)
 {
         return sqlite3_column_int64(st->st, col);
 }
 
-static bool db_column_is_null(struct regdb_stmt *st, int col)
+static bool db_column_is_null(struct floe_sql_stmt *st, int col)
 {
         return sqlite3_column_type(st->st, col) == SQLITE_NULL;
 }
 
-static int64_t db_changes(struct regdb *db)
+static int64_t db_changes(struct floe_sql *db)
 {
         return sqlite3_changes64(db->db);
 }
 
-const struct regdb_ops regdb_sqlite_ops = {
+const struct floe_sql_ops floe_sql_sqlite_ops = {
         .scheme = "sqlite",
         .open = db_open,
         .close = db_close,

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The PostgreSQL backend of the registry (registry-db.h), with libpq. */
+/* The PostgreSQL backend of the registry (floe-sql.h), with libpq. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -9,7 +9,7 @@
 #include <libpq-fe.h>
 
 #include "floe-alloc.h"
-#include "registry-db.h"
+#include "floe-sql.h"
 #include "registry.h"
 
 /* Defaults the location overrides. The keepalives and tcp_user_timeout notice a
@@ -32,7 +32,7 @@ static const char *const conn_defaults[][2] = {
  * than PQexecParams, which parses and plans every time. */
 #define PREPARED_MAX 64
 
-struct regdb {
+struct floe_sql {
         PGconn *conn;
         char *prepared[PREPARED_MAX]; /* SQL of the statements named floe_reg_<i> */
         size_t n_prepared;
@@ -43,8 +43,8 @@ struct regdb {
         char error[512];
 };
 
-struct regdb_stmt {
-        struct regdb *db;
+struct floe_sql_stmt {
+        struct floe_sql *db;
         char *sql; /* '?' rewritten to $n */
         int nparams;
         char **values; /* text form; NULL for SQL NULL */
@@ -77,10 +77,10 @@ static void one_line(char *s)
 }
 
 /* Replaces every occurrence of secret (slen bytes) in buf (a message of struct
- * regdb) with "***". */
+ * floe_sql) with "***". */
 static void scrub(char *buf, size_t size, const char *secret, size_t slen)
 {
-        char out[sizeof(((struct regdb *)NULL)->error)];
+        char out[sizeof(((struct floe_sql *)NULL)->error)];
         size_t w = 0;
 
         if (slen == 0 || !memmem(buf, strlen(buf), secret, slen))
@@ -98,7 +98,7 @@ static void scrub(char *buf, size_t size, const char *secret, size_t slen)
         snprintf(buf, size, "%s", out);
 }
 
-static void set_message(struct regdb *db, const char *msg, const char *state)
+static void set_message(struct floe_sql *db, const char *msg, const char *state)
 {
         if (state)
                 snprintf(db->error, sizeof(db->error), "%s (SQLSTATE %s)",
@@ -111,7 +111,7 @@ static void set_message(struct regdb *db, const char *msg, const char *state)
 }
 
 /* The connection failed or broke: its message, -EIO. */
-static int conn_error(struct regdb *db)
+static int conn_error(struct floe_sql *db)
 {
         set_message(db, PQerrorMessage(db->conn), NULL);
         if (db->in_tx)
@@ -120,7 +120,7 @@ static int conn_error(struct regdb *db)
 }
 
 /* A failed statement: its message and the errno for its SQLSTATE. */
-static int result_error(struct regdb *db, const PGresult *res)
+static int result_error(struct floe_sql *db, const PGresult *res)
 {
         const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
         const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
@@ -161,7 +161,7 @@ static void ignore_notice(void *userdata, const PGresult *res)
 /* -- connection ------------------------------------------------------------------------- */
 
 /* Per-session settings, again after every reconnection. */
-static int session_setup(struct regdb *db)
+static int session_setup(struct floe_sql *db)
 {
         PGresult *res = PQexec(db->conn, SESSION_SETUP);
         int r = PQresultStatus(res) == PGRES_TUPLES_OK ? 0 : result_error(db, res);
@@ -170,7 +170,7 @@ static int session_setup(struct regdb *db)
         return r;
 }
 
-static void forget_prepared(struct regdb *db)
+static void forget_prepared(struct floe_sql *db)
 {
         for (size_t i = 0; i < db->n_prepared; i++)
                 floe_free(db->prepared[i]);
@@ -179,7 +179,7 @@ static void forget_prepared(struct regdb *db)
 
 /* Outside a transaction: a connection that broke since the last call is made
  * again (PQreset). Inside one: -EIO once it broke, so the caller rolls back. */
-static int ready(struct regdb *db)
+static int ready(struct floe_sql *db)
 {
         if (db->in_tx)
                 return db->lost ? -EIO : 0;
@@ -196,7 +196,7 @@ static int ready(struct regdb *db)
         return session_setup(db);
 }
 
-static void db_close(struct regdb *db)
+static void db_close(struct floe_sql *db)
 {
         if (!db)
                 return;
@@ -236,14 +236,14 @@ static void location_pieces(const char *location, piece_fn fn, void *userdata);
 
 static void scrub_piece(const char *s, size_t len, bool secret, void *userdata)
 {
-        struct regdb *db = userdata;
+        struct floe_sql *db = userdata;
 
         if (secret)
                 scrub(db->error, sizeof(db->error), s, len);
 }
 
 /* Checks the conninfo and keeps its password (to scrub it from messages). */
-static int parse_location(struct regdb *db, const char *conninfo, const char *location)
+static int parse_location(struct floe_sql *db, const char *conninfo, const char *location)
 {
         PQconninfoOption *opts;
         char *err = NULL;
@@ -266,12 +266,12 @@ static int parse_location(struct regdb *db, const char *conninfo, const char *lo
         return r;
 }
 
-static int db_open(const char *location, char *why, size_t why_size, struct regdb **ret)
+static int db_open(const char *location, char *why, size_t why_size, struct floe_sql **ret)
 {
         const char *conninfo = conninfo_of(location);
         const char *keys[ELEMENTSOF(conn_defaults) + 2], *values[ELEMENTSOF(conn_defaults) + 2];
         size_t n;
-        struct regdb *db;
+        struct floe_sql *db;
         int r;
 
         db = floe_calloc(1, sizeof(*db));
@@ -314,13 +314,13 @@ static int db_open(const char *location, char *why, size_t why_size, struct regd
         return 0;
 }
 
-static const char *db_error(const struct regdb *db)
+static const char *db_error(const struct floe_sql *db)
 {
         return db ? db->error : "";
 }
 
 /* A command without results (PQexec; several statements allowed). */
-static int command(struct regdb *db, const char *sql, PGresult **ret)
+static int command(struct floe_sql *db, const char *sql, PGresult **ret)
 {
         PGresult *res = PQexec(db->conn, sql);
         int r;
@@ -337,14 +337,14 @@ static int command(struct regdb *db, const char *sql, PGresult **ret)
         return 0;
 }
 
-static int db_exec(struct regdb *db, const char *sql)
+static int db_exec(struct floe_sql *db, const char *sql)
 {
         int r = ready(db);
 
         return r < 0 ? r : command(db, sql, NULL);
 }
 
-static int db_begin(struct regdb *db)
+static int db_begin(struct floe_sql *db)
 {
         static const char begin[] = "BEGIN ISOLATION LEVEL READ COMMITTED";
         int r;
@@ -369,7 +369,7 @@ static int db_begin(struct regdb *db)
         return 0;
 }
 
-static int db_commit(struct regdb *db)
+static int db_commit(struct floe_sql *db)
 {
         PGresult *res = NULL;
         int r;
@@ -388,7 +388,7 @@ static int db_commit(struct regdb *db)
         return r;
 }
 
-static int db_rollback(struct regdb *db)
+static int db_rollback(struct floe_sql *db)
 {
         PGTransactionStatusType ts = PQtransactionStatus(db->conn);
 
@@ -402,7 +402,7 @@ static int db_rollback(struct regdb *db)
 
 /* -- statements ------------------------------------------------------------------------- */
 
-static void db_finalize(struct regdb_stmt *st)
+static void db_finalize(struct floe_sql_stmt *st)
 {
         if (!st)
                 return;
@@ -414,13 +414,13 @@ static void db_finalize(struct regdb_stmt *st)
         floe_free(st);
 }
 
-static int db_prepare(struct regdb *db, const char *sql, struct regdb_stmt **ret)
+static int db_prepare(struct floe_sql *db, const char *sql, struct floe_sql_stmt **ret)
 {
-        struct regdb_stmt *st;
+        struct floe_sql_stmt *st;
         size_t n = 0, size;
         int r;
 
-        r = regdb_placeholders(sql, NULL, 0, &n);
+        r = floe_sql_placeholders(sql, NULL, 0, &n);
         if (r < 0)
                 return r;
         st = floe_calloc(1, sizeof(*st));
@@ -435,7 +435,7 @@ static int db_prepare(struct regdb *db, const char *sql, struct regdb_stmt **ret
         if (!st->sql || (n > 0 && !st->values))
                 r = -ENOMEM;
         else
-                r = regdb_placeholders(sql, st->sql, size, &n);
+                r = floe_sql_placeholders(sql, st->sql, size, &n);
         if (r < 0) {
                 db_finalize(st);
                 return r;
@@ -444,7 +444,7 @@ static int db_prepare(struct regdb *db, const char *sql, struct regdb_stmt **ret
         return 0;
 }
 
-static int bind(struct regdb_stmt *st, int idx, const char *v)
+static int bind(struct floe_sql_stmt *st, int idx, const char *v)
 {
         char *copy = NULL;
 
@@ -460,12 +460,12 @@ static int bind(struct regdb_stmt *st, int idx, const char *v)
         return 0;
 }
 
-static int db_bind_text(struct regdb_stmt *st, int idx, const char *v)
+static int db_bind_text(struct floe_sql_stmt *st, int idx, const char *v)
 {
         return bind(st, idx, v);
 }
 
-static int db_bind_int64(struct regdb_stmt *st, int idx, int64_t v)
+static int db_bind_int64(struct floe_sql_stmt *st, int idx, int64_t v)
 {
         char buf[24];
 
@@ -487,9 +487,9 @@ static int64_t parse_int64(const char *s)
 
 /* The index of st's prepared statement, preparing it on first use; -ENOSPC
  * when the cache is full (then run it unprepared). */
-static int prepared(struct regdb_stmt *st, char name[static 24])
+static int prepared(struct floe_sql_stmt *st, char name[static 24])
 {
-        struct regdb *db = st->db;
+        struct floe_sql *db = st->db;
         PGresult *res;
         size_t i;
         int r;
@@ -519,10 +519,10 @@ static int prepared(struct regdb_stmt *st, char name[static 24])
 }
 
 /* Runs the statement: text parameters and results, one round trip once prepared. */
-static int execute(struct regdb_stmt *st)
+static int execute(struct floe_sql_stmt *st)
 {
         const char *const *values = (const char *const *)st->values;
-        struct regdb *db = st->db;
+        struct floe_sql *db = st->db;
         ExecStatusType status;
         char name[24];
         int r;
@@ -551,7 +551,7 @@ static int execute(struct regdb_stmt *st)
         return r;
 }
 
-static int db_step(struct regdb_stmt *st)
+static int db_step(struct floe_sql_stmt *st)
 {
         int r;
 
@@ -569,28 +569,28 @@ static int db_step(struct regdb_stmt *st)
         return st->row < st->nrows ? 1 : 0;
 }
 
-static bool have_value(struct regdb_stmt *st, int col)
+static bool have_value(struct floe_sql_stmt *st, int col)
 {
         return st->res && st->row >= 0 && st->row < st->nrows && col >= 0 &&
                col < PQnfields(st->res) && !PQgetisnull(st->res, st->row, col);
 }
 
-static const char *db_column_text(struct regdb_stmt *st, int col)
+static const char *db_column_text(struct floe_sql_stmt *st, int col)
 {
         return have_value(st, col) ? PQgetvalue(st->res, st->row, col) : NULL;
 }
 
-static int64_t db_column_int64(struct regdb_stmt *st, int col)
+static int64_t db_column_int64(struct floe_sql_stmt *st, int col)
 {
         return parse_int64(db_column_text(st, col));
 }
 
-static bool db_column_is_null(struct regdb_stmt *st, int col)
+static bool db_column_is_null(struct floe_sql_stmt *st, int col)
 {
         return !have_value(st, col);
 }
 
-static int64_t db_changes(struct regdb *db)
+static int64_t db_changes(struct floe_sql *db)
 {
         return db->changes;
 }
@@ -609,7 +609,7 @@ static int put(char *out, size_t size, size_t *w, const char *s, size_t len)
         return 0;
 }
 
-int regdb_placeholders(const char *sql, char *out, size_t size, size_t *ret_n)
+int floe_sql_placeholders(const char *sql, char *out, size_t size, size_t *ret_n)
 {
         enum { CODE, QUOTED, LINE_COMMENT, BLOCK_COMMENT } state = CODE;
         char quote = 0, num[8];
@@ -809,7 +809,7 @@ const char *registry_location_redact(const char *location, char *buf, size_t siz
         return buf;
 }
 
-const struct regdb_ops regdb_pg_ops = {
+const struct floe_sql_ops floe_sql_pg_ops = {
         .scheme = "postgresql",
         .open = db_open,
         .close = db_close,
