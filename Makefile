@@ -36,7 +36,9 @@ TEST_LIBS = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
 
 LAKE_DIRS = uploader/parquet uploader/iceberg uploader/catalog uploader/store
 MOD_INCLUDES = -Ilib -Iagent -Iboard -Icerts $(LAKE_DIRS:%=-I%)
-FLOE_CPPFLAGS = -D_GNU_SOURCE $(MOD_INCLUDES) -MMD -MP
+# The build named in files floe writes (Parquet created_by): git describe, or the caller's.
+FLOE_BUILD := $(or $(FLOE_BUILD),$(shell git describe --always --dirty 2>/dev/null),unknown)
+FLOE_CPPFLAGS = -D_GNU_SOURCE $(MOD_INCLUDES) -DFLOE_BUILD='"$(FLOE_BUILD)"' -MMD -MP
 FLOE_CFLAGS = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -fno-strict-aliasing \
 	$(SAN_FLAGS) $(PKG_CFLAGS)
