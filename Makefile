@@ -190,7 +190,7 @@ fuzz: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory B=build/bench SANITIZE= $(BENCH_SRC:tests/bench/%.c=build/bench/bench/%) build/bench/floe-batch build/bench/floe-agent \
-		build/bench/floe-ca build/bench/floe-enrolld
+		build/bench/floe-ca build/bench/floe-enrolld build/bench/floe-lake
 	@scripts/run-bench build/bench
 
 demo: deps
