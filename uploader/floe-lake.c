@@ -4,14 +4,27 @@
 #include <string.h>
 
 #include "catalog-cli.h"
+#include "ice-cli.h"
 #include "parquet-cli.h"
 #include "store-cli.h"
+
+static int table_cmd(int argc, char **argv)
+{
+        return ice_cli(argc, argv);
+}
 
 static const struct {
         const char *name;
         int (*run)(int argc, char **argv);
         const char *help;
 } commands[] = {
+        {"create", table_cmd, "create an Iceberg v2 table"},
+        {"add-files", table_cmd, "append Parquet files (parquet-write reports) in one commit"},
+        {"snapshots", table_cmd, "list a table's snapshots"},
+        {"files", table_cmd, "list the data files of a snapshot"},
+        {"schema", table_cmd, "print a table's current schema"},
+        {"expire", table_cmd, "expire snapshots by age and count, delete what they alone used"},
+        {"orphans", table_cmd, "find (and remove) files no snapshot references"},
         {"parquet-write", parquet_cli_write, "write NDJSON rows as a Parquet file"},
         {"parquet-footer", parquet_cli_footer, "print a Parquet file's footer as JSON"},
         {"store", lake_store_cli, "objects in a file:// or s3:// store (put, get, list, ...)"},

@@ -8,7 +8,7 @@
         ceph_s3.env()                            # AWS_ACCESS_KEY_ID/... for a child process
         st, headers, body = ceph_s3.client.request("HEAD", bucket, "key")
 
-The server is started by start-s3.sh (a copy of ../shared/reference/s3-ceph-rgw/start-s3.sh: one
+The server is started by start-s3.sh (from the Ceph RGW notes of the project's test-server reference: one
 mon, one memstore OSD, one radosgw; ready in 2-5 s, RSS ~150 MiB). It checks SigV4 signatures and
 body hashes, honours If-None-Match: * (412) and x-amz-storage-class (classes STANDARD_IA,
 GLACIER, ... are configured). Tests are skipped with the reason when the Ceph packages are not
