@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "board.h"
+#include "enroll-renew.h"
 #include "floe-alloc.h"
 #include "floe-event.h"
 #include "floe-log.h"
@@ -37,6 +38,7 @@ struct agent {
         struct agent_outbox *ob;
         struct agent_pipeline *pipe;
         struct agent_uplink *uplink;
+        struct agent_renew *renew; /* [enroll]: enrollment and renewal */
         struct floe_mqtt *local;
         struct floe_metrics *metrics;
         sd_event_source *tick;
@@ -174,7 +176,7 @@ static int status_json(void *ud, char *buf, size_t size)
         struct agent_outbox_stats os;
         struct agent_uplink_stats us;
         char days[32] = "null";
-        int n;
+        int n, m = 0;
 
         agent_outbox_stats(a->ob, &os);
         agent_uplink_stats(a->uplink, &us);
@@ -184,10 +186,16 @@ static int status_json(void *ud, char *buf, size_t size)
                      "{\"identity\":\"%s\",\"time_us\":%" PRId64 ",\"queue_batches\":%" PRIu64
                      ",\"queue_bytes\":%" PRIu64 ",\"dropped_batches\":%" PRIu64
                      ",\"dropped_events\":%" PRIu64 ",\"rejected_batches\":%" PRIu64
-                     ",\"last_ack_us\":%" PRId64 ",\"cert_days_left\":%s}",
+                     ",\"last_ack_us\":%" PRId64 ",\"cert_days_left\":%s",
                      a->s.identity, wall_us(), os.batches, os.bytes, os.dropped_batches,
                      os.dropped_events, os.rejected_batches, us.last_ack_us, days);
-        return n > 0 && (size_t)n < size ? n : -ENOSPC;
+        if (n > 0 && (size_t)n < size && a->renew)
+                m = agent_renew_status_json(a->renew, buf + n, size - (size_t)n);
+        if (n <= 0 || m < 0 || (size_t)(n + m) + 1 >= size)
+                return -ENOSPC;
+        buf[n + m] = '}';
+        buf[n + m + 1] = '\0';
+        return n + m + 1;
 }
 
 static void family(struct floe_metrics *m, const char *name, const char *type, const char *help,
@@ -278,6 +286,8 @@ static void write_metrics(struct agent *a)
                                     "Days until the device certificate expires.");
                 floe_metrics_double(m, "floe_agent_certificate_days_left", NULL, cert_days(a));
         }
+        if (a->renew)
+                agent_renew_metrics(a->renew, m);
         r = floe_metrics_write_file(m, a->s.metrics_file);
         if (r < 0)
                 log_ratelimit(&a->rl, LOG_WARNING, "metrics: %s: %s", a->s.metrics_file,
@@ -366,7 +376,9 @@ static int on_reload(void *ud)
                          "on disk (other changes take effect at restart)");
                 floe_config_free(cfg);
                 refresh_cert(a);
-                if (a->s.uplink_enabled)
+                if (a->renew)
+                        agent_renew_reload(a->renew);
+                else if (a->s.uplink_enabled)
                         agent_uplink_reconnect(a->uplink);
         }
         floe_notify_ready("reloaded");
@@ -467,6 +479,12 @@ static int open_store(struct agent *a)
         return 0;
 }
 
+/* enrollment or renewal installed another certificate */
+static void renew_changed(void *ud)
+{
+        refresh_cert(ud);
+}
+
 static void uplink_kick(void *ud)
 {
         struct agent *a = ud;
@@ -511,6 +529,7 @@ static int open_flow(struct agent *a)
                 .max_frame = 4u << 20,
                 .status = status_json,
                 .status_ud = a,
+                .lazy_connect = a->s.uplink_enabled && a->s.enroll_enabled,
         };
         int r;
 
@@ -533,6 +552,11 @@ static int open_flow(struct agent *a)
                 return log_error_errno(r, "uplink %s:%d, TLS files %s, %s, %s", uo.mqtt.host,
                                        uo.mqtt.port, uo.mqtt.ca_file ?: "none",
                                        uo.mqtt.cert_file ?: "none", uo.mqtt.key_file ?: "none");
+        if (uo.lazy_connect) {
+                r = agent_renew_new(a->e, &a->s, a->uplink, renew_changed, a, &a->renew);
+                if (r < 0)
+                        return log_error_errno(r, "enroll");
+        }
         return 0;
 }
 
@@ -630,6 +654,7 @@ struct agent *agent_free(struct agent *a)
         a->metrics_timer = sd_event_source_disable_unref(a->metrics_timer);
         a->sync_timer = sd_event_source_disable_unref(a->sync_timer);
         floe_mqtt_free(a->local);
+        agent_renew_free(a->renew);
         agent_uplink_free(a->uplink);
         agent_pipeline_free(a->pipe);
         agent_window_free(a->win);
@@ -667,8 +692,12 @@ int agent_run(struct agent *a)
                                             &a->sync_timer);
         if (r < 0)
                 return log_error_errno(r, "event loop");
-        if (a->s.uplink_enabled)
+        if (a->renew)
+                r = agent_renew_start(a->renew);
+        else if (a->s.uplink_enabled)
                 agent_uplink_start(a->uplink);
+        if (r < 0)
+                return 1;
         if (a->local)
                 floe_mqtt_start(a->local);
         write_metrics(a);

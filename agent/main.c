@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "agent.h"
+#include "enroll-client.h"
 #include "floe-log.h"
 
 #ifndef FLOE_VERSION
@@ -17,12 +18,15 @@
 
 static void usage(FILE *f)
 {
-        fprintf(f, "Usage: floe-agent [--config FILE]          run the agent\n"
-                   "       floe-agent --check-config [--config FILE]\n"
-                   "       floe-agent status [--config FILE]    what the running agent reports\n"
-                   "       floe-agent --version\n"
-                   "The configuration is FILE (default " AGENT_CONFIG_DEFAULT
-                   ") and FILE.d/*.conf.\n");
+        fprintf(f,
+                "Usage: floe-agent [--config FILE]          run the agent\n"
+                "       floe-agent --check-config [--config FILE]\n"
+                "       floe-agent status [--config FILE]    what the running agent reports\n"
+                "       floe-agent enroll [--config FILE] [--identity ID] [--token T] [--force]\n"
+                "                                            get a device certificate by claim\n"
+                "       floe-agent --version\n"
+                "The configuration is FILE (default " AGENT_CONFIG_DEFAULT
+                ") and FILE.d/*.conf.\n");
 }
 
 struct metric {
@@ -68,6 +72,38 @@ static double get(const struct metric *m, size_t n, const char *name, const char
                 if (strcmp(m[i].name, name) == 0 && (!labels || strcmp(m[i].labels, labels) == 0))
                         return m[i].v;
         return -1;
+}
+
+static const char *utc(double t, char *buf, size_t size)
+{
+        time_t tt = (time_t)t;
+        struct tm tm;
+
+        if (t <= 0 || !gmtime_r(&tt, &tm) || !strftime(buf, size, "%Y-%m-%d %H:%M:%S UTC", &tm))
+                snprintf(buf, size, "never");
+        return buf;
+}
+
+/* [enroll]: the certificate's state, next renewal and renewal counts. */
+static void status_certificate(const struct metric *m, size_t n)
+{
+        char when[64];
+        double at;
+
+        for (size_t i = 0; i < n; i++)
+                if (strcmp(m[i].name, "floe_agent_certificate_state") == 0 && m[i].v > 0)
+                        printf("%-26s %.*s\n", "certificate", (int)strcspn(m[i].labels + 7, "\""),
+                               m[i].labels + 7);
+        at = get(m, n, "floe_agent_certificate_renewal_timestamp_seconds", NULL);
+        if (at > 0)
+                printf("%-26s %s\n", "next renewal", utc(at, when, sizeof(when)));
+        if (get(m, n, "floe_agent_certificate_renewals_total", NULL) >= 0)
+                printf("%-26s %.0f renewed, %.0f failed; %.0f enrolled (%.0f requests)\n",
+                       "certificate renewals",
+                       get(m, n, "floe_agent_certificate_renewals_total", NULL),
+                       get(m, n, "floe_agent_certificate_renewal_failures_total", NULL),
+                       get(m, n, "floe_agent_enrollments_total", NULL),
+                       get(m, n, "floe_agent_enrollment_attempts_total", NULL));
 }
 
 static int cmd_status(const char *config)
@@ -125,11 +161,43 @@ static int cmd_status(const char *config)
         days = get(m, n, "floe_agent_certificate_days_left", NULL);
         if (days != -1)
                 printf("%-26s %.1f days\n", "certificate expires in", days);
+        status_certificate(m, n);
         for (size_t i = 0; i < n; i++)
                 if (strcmp(m[i].name, "floe_agent_payloads_rejected_total") == 0 && m[i].v > 0)
                         printf("%-26s %.0f (%s)\n", "payloads refused", m[i].v, m[i].labels);
         floe_config_free(cfg);
         return 0;
+}
+
+/* --check-config with [enroll]: what the agent will do about its certificate. */
+static void check_certificate(const struct agent_settings *s)
+{
+        const char *fix = !s->enroll_claim ? "no [enroll] claim to enroll with"
+                          : s->enroll_auto ? "[enroll] will request one at start"
+                                           : "run `floe-agent enroll`";
+        enum agent_cert_problem p = AGENT_CERT_MISSING;
+        struct agent_cert_info info;
+        char why[200] = "", until[64];
+        int r;
+
+        if (s->cert_missing) {
+                printf("%s: no device certificate yet: %s\n", s->cert_file, fix);
+                return;
+        }
+        r = agent_enroll_provider_load(s->key_provider);
+        if (r == 0)
+                r = agent_enroll_check_files(s->cert_file, s->key_file, s->key_propq, s->identity,
+                                             s->enroll_ca_file, (int64_t)time(NULL), &p, &info, why,
+                                             sizeof(why));
+        if (r == 0)
+                printf("%s: serial %s, valid until %s\n", s->cert_file, info.serial,
+                       utc((double)info.not_after, until, sizeof(until)));
+        else if (r == -EBADMSG)
+                printf("%s: not usable (%s: %s): %s\n", s->cert_file, agent_cert_problem_name(p),
+                       why,
+                       p == AGENT_CERT_NOT_YET_VALID ? "used anyway (is the clock set?)" : fix);
+        else
+                printf("%s: cannot check it: %s\n", s->cert_file, strerror(-r));
 }
 
 int main(int argc, char **argv)
@@ -139,10 +207,13 @@ int main(int argc, char **argv)
                 {"check-config", no_argument, NULL, 'C'},
                 {"version", no_argument, NULL, 'V'},
                 {"help", no_argument, NULL, 'h'},
+                {"identity", required_argument, NULL, 'i'},
+                {"token", required_argument, NULL, 't'},
+                {"force", no_argument, NULL, 'f'},
                 {0},
         };
-        const char *config = AGENT_CONFIG_DEFAULT;
-        bool check = false;
+        const char *config = AGENT_CONFIG_DEFAULT, *identity = NULL, *token = NULL;
+        bool check = false, force = false, enroll_opts = false;
         struct agent *a;
         int c, r;
 
@@ -160,6 +231,18 @@ int main(int argc, char **argv)
                 case 'h':
                         usage(stdout);
                         return 0;
+                case 'i':
+                        identity = optarg;
+                        enroll_opts = true;
+                        break;
+                case 't':
+                        token = optarg;
+                        enroll_opts = true;
+                        break;
+                case 'f':
+                        force = true;
+                        enroll_opts = true;
+                        break;
                 default:
                         usage(stderr);
                         return 2;
@@ -167,8 +250,14 @@ int main(int argc, char **argv)
         }
         floe_log_open("floe-agent");
         if (optind < argc) {
-                if (strcmp(argv[optind], "status") == 0 && optind + 1 == argc)
+                if (strcmp(argv[optind], "enroll") == 0 && optind + 1 == argc && !check)
+                        return agent_enroll_command(config, identity, token, force);
+                if (strcmp(argv[optind], "status") == 0 && optind + 1 == argc && !enroll_opts)
                         return cmd_status(config);
+                usage(stderr);
+                return 2;
+        }
+        if (enroll_opts) {
                 usage(stderr);
                 return 2;
         }
@@ -180,6 +269,8 @@ int main(int argc, char **argv)
                         return 1;
                 printf("%s: configuration valid (identity %s, board %s)\n", config, s.identity,
                        s.board);
+                if (s.uplink_enabled && s.enroll_enabled)
+                        check_certificate(&s);
                 floe_config_free(cfg);
                 return 0;
         }

@@ -60,8 +60,32 @@ static const struct floe_config_key known[] = {
         {"outbox", "sync"},
         {"metrics", "textfile"},
         {"metrics", "interval"},
+        {"enroll", "claim_cert"},
+        {"enroll", "claim_key"},
+        {"enroll", "host"},
+        {"enroll", "port"},
+        {"enroll", "ca_file"},
+        {"enroll", "identity"},
+        {"enroll", "token"},
+        {"enroll", "token_file"},
+        {"enroll", "key_type"},
+        {"enroll", "key_provider"},
+        {"enroll", "key_propq"},
+        {"enroll", "timeout"},
+        {"enroll", "retry_min"},
+        {"enroll", "retry_max"},
+        {"enroll", "renew_at"},
+        {"enroll", "renew_jitter"},
+        {"enroll", "auto"},
         {NULL, NULL},
 };
+
+static const char *const key_types[] = {"p256", "p384", "rsa3072", NULL};
+
+const char *agent_key_type_name(int type)
+{
+        return type >= 0 && type < _AGENT_KEY_TYPE_MAX ? key_types[type] : NULL;
+}
 
 #define KNOWN_MAX 256
 
@@ -176,59 +200,240 @@ static int derive_paths(const struct floe_config *cfg, struct agent_settings *s,
 /* The uplink's TLS files are checked now, not at the first connect (or at the reconnect a
  * SIGHUP asks for): they exist and the certificate is one. A file this user may not read
  * (`floe-agent status` run by an operator) is left to the daemon's user. */
-static int check_tls_files(const struct floe_config *cfg, const struct agent_settings *s,
+static int check_regular(const struct floe_config *cfg, const char *section, const char *key,
+                         const char *path, struct floe_config_error *err)
+{
+        struct stat st;
+        int r;
+
+        if (stat(path, &st) < 0) {
+                if (errno == EACCES)
+                        return 0;
+                r = -errno;
+                return floe_config_key_error(cfg, section, key, r, err, "%s: %s", path,
+                                             strerror(-r));
+        }
+        if (!S_ISREG(st.st_mode))
+                return floe_config_key_error(cfg, section, key, -EINVAL, err,
+                                             "%s: not a regular file", path);
+        return 0;
+}
+
+/* No usable device certificate yet: what [enroll] needs to make one. */
+static int check_enroll_files(const struct floe_config *cfg, const struct agent_settings *s,
+                              struct floe_config_error *err)
+{
+        char cn[80];
+        int r;
+
+        r = check_regular(cfg, "enroll", "claim_cert", s->claim_cert, err);
+        r = r ?: check_regular(cfg, "enroll", "claim_key", s->claim_key, err);
+        if (r == 0 && *s->enroll_token_file)
+                r = check_regular(cfg, "enroll", "token_file", s->enroll_token_file, err);
+        if (r < 0)
+                return r;
+        r = agent_cert_cn(s->claim_cert, cn, sizeof(cn));
+        if (r < 0 && r != -EACCES)
+                return floe_config_key_error(cfg, "enroll", "claim_cert", r, err,
+                                             "%s: no PEM certificate with a CN", s->claim_cert);
+        if (r == 0 && strncmp(cn, "claim-", 6) != 0)
+                return floe_config_key_error(cfg, "enroll", "claim_cert", -EINVAL, err,
+                                             "%s: CN \"%.64s\" is not a claim (claim-...)",
+                                             s->claim_cert, cn);
+        return 0;
+}
+
+static int check_tls_files(const struct floe_config *cfg, struct agent_settings *s,
                            struct floe_config_error *err)
 {
         static const char *const keys[] = {"ca_file", "cert_file", "key_file"};
         const char *const paths[] = {s->ca_file, s->cert_file, s->key_file};
+        /* with a claim, a missing or broken device certificate is what enrollment fixes */
+        bool can_enroll = s->enroll_enabled && s->enroll_claim;
         double days;
         int r;
 
         for (size_t i = 0; i < 3; i++) {
-                struct stat st;
-
-                if (stat(paths[i], &st) < 0) {
-                        if (errno == EACCES)
-                                continue;
-                        r = -errno;
-                        return floe_config_key_error(cfg, "uplink", keys[i], r, err, "%s: %s",
-                                                     paths[i], strerror(-r));
+                r = check_regular(cfg, "uplink", keys[i], paths[i], err);
+                if (r == -ENOENT && i > 0 && can_enroll) {
+                        s->cert_missing = true;
+                        continue;
                 }
-                if (!S_ISREG(st.st_mode))
-                        return floe_config_key_error(cfg, "uplink", keys[i], -EINVAL, err,
-                                                     "%s: not a regular file", paths[i]);
+                if (r < 0)
+                        return r;
         }
-        r = agent_cert_days_left(s->cert_file, &days);
-        if (r < 0 && r != -EACCES)
-                return floe_config_key_error(cfg, "uplink", "cert_file", r, err, "%s: %s",
-                                             s->cert_file,
-                                             r == -EBADMSG ? "no PEM certificate" : strerror(-r));
+        if (s->enroll_enabled && strcmp(s->enroll_ca_file, s->ca_file) != 0) {
+                r = check_regular(cfg, "enroll", "ca_file", s->enroll_ca_file, err);
+                if (r < 0)
+                        return r;
+        }
+        if (!s->cert_missing) {
+                r = agent_cert_days_left(s->cert_file, &days);
+                if (r == -EBADMSG && can_enroll)
+                        s->cert_missing = true;
+                else if (r < 0 && r != -EACCES)
+                        return floe_config_key_error(
+                                cfg, "uplink", "cert_file", r, err, "%s: %s", s->cert_file,
+                                r == -EBADMSG ? "no PEM certificate" : strerror(-r));
+        }
+        if (s->cert_missing)
+                return check_enroll_files(cfg, s, err);
         return 0;
 }
 
+static bool identity_ok(const char *id)
+{
+        return strlen(id) < sizeof(((struct agent_settings *)0)->identity) &&
+               floe_identity_valid(id, strlen(id));
+}
+
+/* [agent] identity, else the installed certificate's CN, else [enroll] identity. */
 static int load_identity(const struct floe_config *cfg, struct agent_settings *s,
                          struct floe_config_error *err)
 {
-        const char *id;
+        const char *id, *eid = "", *from = "[agent] identity";
         int r;
 
         floe_config_get_string(cfg, "agent", "identity", "", &id);
-        if (!*id && s->uplink_enabled && *s->cert_file) {
+        if (s->enroll_enabled)
+                floe_config_get_string(cfg, "enroll", "identity", "", &eid);
+        if (!*id && s->uplink_enabled && *s->cert_file && !s->cert_missing) {
                 r = agent_cert_cn(s->cert_file, s->identity, sizeof(s->identity));
-                if (r < 0)
+                if (r < 0 && !(s->enroll_enabled && *eid))
                         return floe_config_key_error(cfg, "uplink", "cert_file", r, err,
                                                      "cannot read the identity (CN) from %s: %s",
                                                      s->cert_file, strerror(-r));
-                id = s->identity;
+                if (r == 0) {
+                        id = s->identity;
+                        from = "the certificate's CN";
+                }
+        }
+        if (!*id && *eid) {
+                if (!identity_ok(eid))
+                        return floe_config_key_error(cfg, "enroll", "identity", -EINVAL, err,
+                                                     "\"%s\" is not <tenant>.<device>", eid);
+                id = eid;
         }
         if (!*id)
-                return floe_config_key_error(cfg, "agent", "identity", -EINVAL, err,
-                                             "no identity: set it, or a device certificate");
-        if (strlen(id) >= sizeof(s->identity) || !floe_identity_valid(id, strlen(id)))
+                return floe_config_key_error(
+                        cfg, "agent", "identity", -EINVAL, err, "no identity: set it, %s",
+                        s->enroll_enabled ? "[enroll] identity, or a device certificate"
+                                          : "or a device certificate");
+        if (!identity_ok(id))
                 return floe_config_key_error(cfg, "agent", "identity", -EINVAL, err,
                                              "\"%s\" is not <tenant>.<device>", id);
         if (id != s->identity)
-                memcpy(s->identity, id, strlen(id) + 1);
+                memmove(s->identity, id, strlen(id) + 1);
+        if (!s->enroll_enabled)
+                return 0;
+        if (*eid && strcmp(eid, s->identity) != 0)
+                return floe_config_key_error(cfg, "enroll", "identity", -EINVAL, err,
+                                             "\"%s\" is not the agent's identity %s (%s)", eid,
+                                             s->identity, from);
+        memcpy(s->enroll_identity, s->identity, strlen(s->identity) + 1);
+        return 0;
+}
+
+static int is_enroll_section(const char *section, void *ud)
+{
+        (void)ud;
+        return strcmp(section, "enroll") == 0;
+}
+
+static bool token_ok(const char *t)
+{
+        size_t n = strlen(t);
+
+        if (n == 0 || n > 64)
+                return false;
+        return strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == n;
+}
+
+/* [enroll]: only read when the section exists; without it the agent never enrolls. */
+static int load_enroll(const struct floe_config *cfg, struct agent_settings *s,
+                       struct floe_config_error *err)
+{
+        char section[BOARD_NAME_MAX + 8];
+        const char *board_key = "";
+        int r;
+
+        s->enroll_enabled = floe_config_foreach_section(cfg, "enroll", is_enroll_section, NULL) > 0;
+        if (!s->enroll_enabled)
+                return 0;
+        floe_config_get_string(cfg, "enroll", "claim_cert", "", &s->claim_cert);
+        floe_config_get_string(cfg, "enroll", "claim_key", "", &s->claim_key);
+        floe_config_get_string(cfg, "enroll", "host", s->uplink_host, &s->enroll_host);
+        floe_config_get_string(cfg, "enroll", "ca_file", s->ca_file, &s->enroll_ca_file);
+        floe_config_get_string(cfg, "enroll", "token", "", &s->enroll_token);
+        floe_config_get_string(cfg, "enroll", "token_file", "", &s->enroll_token_file);
+        floe_config_get_string(cfg, "enroll", "key_provider", "", &s->key_provider);
+        floe_config_get_string(cfg, "enroll", "key_propq", "", &s->key_propq);
+        r = floe_config_get_int64(cfg, "enroll", "port", 8884, 1, 65535, &s->enroll_port, err);
+        r = r
+                    ?: floe_config_get_enum(cfg, "enroll", "key_type", key_types, AGENT_KEY_P256,
+                                            &s->enroll_key_type, err);
+        r = r
+                    ?: floe_config_get_duration(cfg, "enroll", "timeout", 30000000, 1000000,
+                                                3600000000ULL, &s->enroll_timeout_us, err);
+        r = r
+                    ?: floe_config_get_duration(cfg, "enroll", "retry_min", 5000000, 10000,
+                                                3600000000ULL, &s->enroll_retry_min_us, err);
+        r = r
+                    ?: floe_config_get_duration(cfg, "enroll", "retry_max", 3600000000ULL, 10000,
+                                                7 * 86400000000ULL, &s->enroll_retry_max_us, err);
+        r = r
+                    ?: floe_config_get_double(cfg, "enroll", "renew_at", 0.667, 0.05, 0.95,
+                                              &s->renew_at, err);
+        r = r
+                    ?: floe_config_get_duration(cfg, "enroll", "renew_jitter", 6 * 3600000000ULL, 0,
+                                                30 * 86400000000ULL, &s->renew_jitter_us, err);
+        r = r ?: floe_config_get_bool(cfg, "enroll", "auto", true, &s->enroll_auto, err);
+        if (r < 0)
+                return r;
+        if (!*s->claim_cert != !*s->claim_key)
+                return floe_config_key_error(cfg, "enroll",
+                                             *s->claim_cert ? "claim_cert" : "claim_key", -EINVAL,
+                                             err, "claim_cert and claim_key go together");
+        s->enroll_claim = *s->claim_cert != '\0';
+        if (s->enroll_retry_min_us > s->enroll_retry_max_us)
+                return floe_config_key_error(cfg, "enroll", "retry_min", -ERANGE, err,
+                                             "larger than retry_max");
+        if (*s->enroll_token && *s->enroll_token_file)
+                return floe_config_key_error(cfg, "enroll", "token_file", -EINVAL, err,
+                                             "token and token_file are exclusive");
+        /* never quoted: a token is a secret */
+        if (*s->enroll_token && !token_ok(s->enroll_token))
+                return floe_config_key_error(
+                        cfg, "enroll", "token", -EINVAL, err,
+                        "not a token (1 to 64 letters, digits, '-', '_', '.')");
+        if (*s->cert_file && *s->key_file)
+                return 0;
+        /* the device's own certificate goes to the state directory, its key where the board
+         * keeps it (board.h: [board.<name>] key, else <state_dir>/device.key) */
+        if (!*s->cert_file) {
+                r = path_in(s->cert_file_buf, sizeof(s->cert_file_buf), s->state_dir, "device.pem");
+                if (r < 0)
+                        return floe_config_key_error(cfg, "agent", "state_dir", r, err,
+                                                     "path too long");
+                s->cert_file = s->cert_file_buf;
+        }
+        if (!*s->key_file) {
+                r = board_section(board_find(s->board), section, sizeof(section));
+                if (r == 0)
+                        floe_config_get_string(cfg, section, "key", "", &board_key);
+                r = r
+                            ?: board_key_resolve(cfg, section, board_key, true, s->key_file_buf,
+                                                 sizeof(s->key_file_buf), err);
+                if (r < 0)
+                        return r;
+                if (strncmp(s->key_file_buf, "handle:", 7) == 0)
+                        return floe_config_key_error(
+                                cfg, section, "key", -EINVAL, err,
+                                "a TPM persistent handle: enrollment writes its key to a file "
+                                "(with key_provider = tpm2, a TPM-wrapped one): set [uplink] "
+                                "key_file");
+                s->key_file = s->key_file_buf;
+        }
         return 0;
 }
 
@@ -334,6 +539,9 @@ int agent_settings_load(const struct floe_config *cfg, struct agent_settings *re
                 return floe_config_key_error(cfg, "agent", "board", -EINVAL, err,
                                              "unknown board \"%s\" (sim, linux-generic, rpi)",
                                              s.board);
+        r = load_enroll(cfg, &s, err);
+        if (r < 0)
+                return r;
         if (s.uplink_enabled && (!*s.cert_file || !*s.key_file))
                 return floe_config_key_error(cfg, "uplink", "cert_file", -EINVAL, err,
                                              "the uplink needs cert_file and key_file");
@@ -360,5 +568,9 @@ int agent_settings_load(const struct floe_config *cfg, struct agent_settings *re
                 ret->outbox_dir = ret->outbox_dir_buf;
         if (s.metrics_file == s.metrics_file_buf)
                 ret->metrics_file = ret->metrics_file_buf;
+        if (s.cert_file == s.cert_file_buf)
+                ret->cert_file = ret->cert_file_buf;
+        if (s.key_file == s.key_file_buf)
+                ret->key_file = ret->key_file_buf;
         return 0;
 }

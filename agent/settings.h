@@ -11,6 +11,14 @@
 
 #define AGENT_CONFIG_DEFAULT "/etc/floe/agent.conf"
 
+/* [enroll] key_type: the device key the agent makes. */
+enum agent_key_type {
+        AGENT_KEY_P256,
+        AGENT_KEY_P384,
+        AGENT_KEY_RSA3072,
+        _AGENT_KEY_TYPE_MAX,
+};
+
 struct agent_settings {
         /* [agent] */
         char identity[128];
@@ -65,11 +73,35 @@ struct agent_settings {
         /* [metrics] */
         const char *metrics_file; /* default <state_dir>/floe-agent.prom */
         uint64_t metrics_interval_us;
+        /* [enroll] (docs/enrollment.md, "Device side") */
+        bool enroll_enabled; /* the section exists: enrollment and renewal */
+        bool enroll_claim;   /* claim_cert and claim_key: it can enroll by claim */
+        bool enroll_auto;
+        const char *claim_cert;
+        const char *claim_key;
+        const char *enroll_host; /* default [uplink] host */
+        int64_t enroll_port;
+        const char *enroll_ca_file; /* the pinned root; default [uplink] ca_file */
+        char enroll_identity[128];  /* the identity to request: the agent's */
+        const char *enroll_token;   /* "" if none */
+        const char *enroll_token_file;
+        int enroll_key_type; /* enum agent_key_type */
+        const char *key_provider;
+        const char *key_propq;
+        uint64_t enroll_timeout_us;
+        uint64_t enroll_retry_min_us;
+        uint64_t enroll_retry_max_us;
+        double renew_at;
+        uint64_t renew_jitter_us;
+        /* the device certificate is missing or unreadable and [enroll] can make one */
+        bool cert_missing;
         /* derived paths live here */
         char ring_path_buf[4096];
         char outbox_dir_buf[4096];
         char metrics_file_buf[4096];
         char rejected_dir_buf[4096];
+        char cert_file_buf[4096];
+        char key_file_buf[4096];
 };
 
 /*
@@ -86,3 +118,5 @@ int agent_settings_load(const struct floe_config *cfg, struct agent_settings *re
 int agent_cert_days_left(const char *path, double *ret_days);
 /* The certificate's subject CN, for the identity. */
 int agent_cert_cn(const char *path, char *buf, size_t size);
+/* "p256", "p384", "rsa3072"; NULL out of range. */
+const char *agent_key_type_name(int type);

@@ -41,6 +41,8 @@ struct agent_uplink {
         uint64_t status_at;
         struct agent_uplink_stats st;
         struct floe_ratelimit rl;
+        struct agent_uplink_hooks hooks;
+        bool started;
 };
 
 static uint64_t mono_us(void)
@@ -121,7 +123,7 @@ static void pump(struct agent_uplink *u)
 {
         uint64_t now = mono_us();
 
-        if (!floe_mqtt_connected(u->mqtt))
+        if (!u->mqtt || !floe_mqtt_connected(u->mqtt))
                 return;
         /* timed-out batches first, byte-identical */
         for (uint32_t i = 0; i < u->o.inflight; i++) {
@@ -174,7 +176,7 @@ static void publish_status(struct agent_uplink *u)
 {
         int n;
 
-        if (!u->o.status || !floe_mqtt_connected(u->mqtt))
+        if (!u->o.status || !u->mqtt || !floe_mqtt_connected(u->mqtt))
                 return;
         n = u->o.status(u->o.status_ud, u->status_buf, 4096);
         if (n > 0)
@@ -268,6 +270,24 @@ static void cb_connect(void *ud, int rc)
                 log_error("uplink: cannot subscribe to %s", u->topic_ack);
         publish_status(u);
         pump(u);
+        if (u->hooks.on_connect)
+                u->hooks.on_connect(u->hooks.ud);
+}
+
+static void cb_connect_failed(void *ud, int rc)
+{
+        struct agent_uplink *u = ud;
+
+        if (u->hooks.on_connect_failed)
+                u->hooks.on_connect_failed(u->hooks.ud, rc);
+}
+
+static void cb_subscribe(void *ud, int mid, int granted)
+{
+        struct agent_uplink *u = ud;
+
+        if (u->hooks.on_subscribe)
+                u->hooks.on_subscribe(u->hooks.ud, mid, granted);
 }
 
 static void cb_disconnect(void *ud, int rc)
@@ -279,15 +299,18 @@ static void cb_disconnect(void *ud, int rc)
         u->st.connected = false;
         memset(u->flights, 0, sizeof(*u->flights) * u->o.inflight);
         u->cursor_valid = false;
+        if (u->hooks.on_disconnect)
+                u->hooks.on_disconnect(u->hooks.ud);
 }
 
 static void cb_message(void *ud, const struct mosquitto_message *msg, const mosquitto_property *p)
 {
         struct agent_uplink *u = ud;
 
-        (void)p;
         if (msg->topic && strcmp(msg->topic, u->topic_ack) == 0)
                 on_ack(u, msg->payload, (size_t)msg->payloadlen);
+        else if (u->hooks.on_message)
+                u->hooks.on_message(u->hooks.ud, msg, p);
 }
 
 static void cb_publish(void *ud, int mid, int reason)
@@ -303,15 +326,23 @@ static void cb_publish(void *ud, int mid, int reason)
         }
 }
 
-int agent_uplink_new(sd_event *e, const struct agent_uplink_opts *o, struct agent_outbox *ob,
-                     struct agent_uplink **ret)
+static int make_connection(struct agent_uplink *u)
 {
         static const struct floe_mqtt_callbacks cbs = {
                 .on_connect = cb_connect,
                 .on_disconnect = cb_disconnect,
                 .on_message = cb_message,
                 .on_publish = cb_publish,
+                .on_subscribe = cb_subscribe,
+                .on_connect_failed = cb_connect_failed,
         };
+
+        return floe_mqtt_new(u->event, &u->o.mqtt, &cbs, u, &u->mqtt);
+}
+
+int agent_uplink_new(sd_event *e, const struct agent_uplink_opts *o, struct agent_outbox *ob,
+                     struct agent_uplink **ret)
+{
         struct agent_uplink *u;
         int r;
 
@@ -335,9 +366,11 @@ int agent_uplink_new(sd_event *e, const struct agent_uplink_opts *o, struct agen
                 goto fail;
         }
         u->tokens_at = mono_us();
-        r = floe_mqtt_new(e, &o->mqtt, &cbs, u, &u->mqtt);
-        if (r < 0)
-                goto fail;
+        if (!o->lazy_connect) {
+                r = make_connection(u);
+                if (r < 0)
+                        goto fail;
+        }
         r = sd_event_add_time_relative(e, &u->tick, CLOCK_MONOTONIC, TICK_US, 10000, on_tick, u);
         if (r < 0)
                 goto fail;
@@ -365,11 +398,21 @@ struct agent_uplink *agent_uplink_free(struct agent_uplink *u)
 
 int agent_uplink_start(struct agent_uplink *u)
 {
+        int r;
+
+        if (!u->mqtt) {
+                r = make_connection(u);
+                if (r < 0)
+                        return r;
+        }
+        u->started = true;
         return floe_mqtt_start(u->mqtt);
 }
 
 void agent_uplink_stop(struct agent_uplink *u)
 {
+        if (!u->mqtt)
+                return;
         publish_status(u);
         floe_mqtt_stop(u->mqtt);
         u->st.connected = false;
@@ -382,7 +425,8 @@ void agent_uplink_kick(struct agent_uplink *u)
 
 void agent_uplink_reconnect(struct agent_uplink *u)
 {
-        floe_mqtt_reconnect(u->mqtt);
+        if (u->mqtt)
+                floe_mqtt_reconnect(u->mqtt);
 }
 
 void agent_uplink_stats(const struct agent_uplink *u, struct agent_uplink_stats *ret)
@@ -398,4 +442,30 @@ void agent_uplink_stats(const struct agent_uplink *u, struct agent_uplink_stats 
 struct floe_mqtt *agent_uplink_mqtt(struct agent_uplink *u)
 {
         return u->mqtt;
+}
+
+bool agent_uplink_started(const struct agent_uplink *u)
+{
+        return u->started;
+}
+
+void agent_uplink_set_hooks(struct agent_uplink *u, const struct agent_uplink_hooks *h)
+{
+        u->hooks = h ? *h : (struct agent_uplink_hooks){0};
+}
+
+int agent_uplink_set_tls_files(struct agent_uplink *u, const char *cert_file, const char *key_file,
+                               bool reconnect)
+{
+        int r = 0;
+
+        if (u->mqtt)
+                r = floe_mqtt_set_tls_files(u->mqtt, cert_file, key_file);
+        if (r < 0)
+                return r;
+        u->o.mqtt.cert_file = cert_file;
+        u->o.mqtt.key_file = key_file;
+        if (reconnect && u->mqtt && u->started)
+                floe_mqtt_reconnect(u->mqtt);
+        return 0;
 }

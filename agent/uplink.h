@@ -8,6 +8,7 @@
  * once; docs/wire-format.md §9).
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <systemd/sd-event.h>
@@ -28,6 +29,21 @@ struct agent_uplink_opts {
         /* Fills the retained status document (JSON); returns its length or < 0. */
         int (*status)(void *ud, char *buf, size_t size);
         void *status_ud;
+        /* The connection (and its TLS files) is made at agent_uplink_start(), not at
+         * agent_uplink_new(): the device certificate may not exist yet (enrollment). */
+        bool lazy_connect;
+};
+
+/* What else runs over the uplink's connection (certificate renewal). Messages on
+ * topics other than the ack topic go to on_message. */
+struct agent_uplink_hooks {
+        void (*on_connect)(void *ud);                /* CONNACK success */
+        void (*on_connect_failed)(void *ud, int rc); /* an attempt failed: TLS, refusal, network */
+        void (*on_disconnect)(void *ud);
+        void (*on_message)(void *ud, const struct mosquitto_message *msg,
+                           const mosquitto_property *props);
+        void (*on_subscribe)(void *ud, int mid, int granted);
+        void *ud;
 };
 
 struct agent_uplink_stats {
@@ -58,4 +74,11 @@ void agent_uplink_kick(struct agent_uplink *u);
 /* Certificates changed on disk (SIGHUP): reconnect with them. */
 void agent_uplink_reconnect(struct agent_uplink *u);
 void agent_uplink_stats(const struct agent_uplink *u, struct agent_uplink_stats *ret);
+/* NULL until the connection exists (lazy_connect). */
 struct floe_mqtt *agent_uplink_mqtt(struct agent_uplink *u);
+bool agent_uplink_started(const struct agent_uplink *u);
+void agent_uplink_set_hooks(struct agent_uplink *u, const struct agent_uplink_hooks *h);
+/* Connect with other certificate and key files from now on (borrowed: they must outlive
+ * the uplink or the next call); reconnect: drop the connection and connect at once. */
+int agent_uplink_set_tls_files(struct agent_uplink *u, const char *cert_file, const char *key_file,
+                               bool reconnect);

@@ -89,6 +89,10 @@ static void lost(struct floe_mqtt *m, int rc)
                         m->cb.on_disconnect(m->ud, rc);
         } else {
                 m->stats.connect_failures++;
+                if (m->cb.on_connect_failed)
+                        m->cb.on_connect_failed(m->ud, rc);
+                if (m->state == ST_STOPPED)
+                        return; /* the callback stopped it */
         }
         schedule_retry(m);
 }
@@ -382,11 +386,15 @@ void floe_mqtt_reconnect(struct floe_mqtt *m)
         if (m->state == ST_STOPPED)
                 return;
         if (m->state == ST_CONNECTED) {
+                /* writing the DISCONNECT makes libmosquitto call cb_disconnect, which
+                 * reports the loss (once) */
                 mosquitto_disconnect(m->mosq);
                 mosquitto_loop_write(m->mosq, 1);
-                m->stats.disconnects++;
-                if (m->cb.on_disconnect)
-                        m->cb.on_disconnect(m->ud, 0);
+                if (m->state == ST_CONNECTED) {
+                        m->stats.disconnects++;
+                        if (m->cb.on_disconnect)
+                                m->cb.on_disconnect(m->ud, 0);
+                }
         }
         io_drop(m);
         m->retry = sd_event_source_disable_unref(m->retry);
@@ -434,6 +442,47 @@ int floe_mqtt_subscribe(struct floe_mqtt *m, const char *topic, int qos)
         if (rc != MOSQ_ERR_SUCCESS)
                 return rc == MOSQ_ERR_NOMEM ? -ENOMEM : -EIO;
         update_io(m);
+        return 0;
+}
+
+int floe_mqtt_subscribe_mid(struct floe_mqtt *m, const char *topic, int qos, int *ret_mid)
+{
+        int mid = 0, rc = mosquitto_subscribe_v5(m->mosq, &mid, topic, qos, 0, NULL);
+
+        if (rc != MOSQ_ERR_SUCCESS)
+                return rc == MOSQ_ERR_NOMEM ? -ENOMEM : rc == MOSQ_ERR_NO_CONN ? -ENOTCONN : -EIO;
+        update_io(m);
+        *ret_mid = mid;
+        return 0;
+}
+
+int floe_mqtt_unsubscribe(struct floe_mqtt *m, const char *topic)
+{
+        int rc = mosquitto_unsubscribe_v5(m->mosq, NULL, topic, NULL);
+
+        if (rc != MOSQ_ERR_SUCCESS)
+                return rc == MOSQ_ERR_NOMEM ? -ENOMEM : rc == MOSQ_ERR_NO_CONN ? -ENOTCONN : -EIO;
+        update_io(m);
+        return 0;
+}
+
+int floe_mqtt_set_tls_files(struct floe_mqtt *m, const char *cert_file, const char *key_file)
+{
+        int rc;
+
+        if (!m->o.ca_file || !cert_file || !key_file)
+                return -EINVAL;
+        /* libmosquitto applies them to its SSL_CTX at every connect */
+        rc = mosquitto_tls_set(m->mosq, m->o.ca_file, NULL, cert_file, key_file, NULL);
+        if (rc != MOSQ_ERR_SUCCESS) {
+                log_debug("mqtt %s: TLS files %s, %s: %s", m->o.name, cert_file, key_file,
+                          mosquitto_strerror(rc));
+                /* a failed mosquitto_tls_set clears the files: put the old ones back */
+                mosquitto_tls_set(m->mosq, m->o.ca_file, NULL, m->o.cert_file, m->o.key_file, NULL);
+                return rc == MOSQ_ERR_NOMEM ? -ENOMEM : -EINVAL;
+        }
+        m->o.cert_file = cert_file;
+        m->o.key_file = key_file;
         return 0;
 }
 

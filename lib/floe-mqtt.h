@@ -47,6 +47,10 @@ struct floe_mqtt_callbacks {
         void (*on_publish)(void *ud, int mid, int reason);
         /* SUBACK: the granted QoS of the first filter, or a v5 reason code >= 0x80 */
         void (*on_subscribe)(void *ud, int mid, int granted);
+        /* A connect attempt failed before CONNACK success (network, TLS handshake, the
+         * broker refused the certificate, CONNACK refusal): rc is a MOSQ_ERR_* or the
+         * CONNACK reason code. Called before the next attempt is scheduled. */
+        void (*on_connect_failed)(void *ud, int rc);
 };
 
 struct floe_mqtt;
@@ -71,6 +75,12 @@ struct mosquitto *floe_mqtt_handle(struct floe_mqtt *m);
 int floe_mqtt_publish(struct floe_mqtt *m, const char *topic, const void *data, size_t len, int qos,
                       bool retain, const mosquitto_property *props, int *ret_mid);
 int floe_mqtt_subscribe(struct floe_mqtt *m, const char *topic, int qos);
+/* The same, giving the message id the SUBACK (on_subscribe) will carry. */
+int floe_mqtt_subscribe_mid(struct floe_mqtt *m, const char *topic, int qos, int *ret_mid);
+int floe_mqtt_unsubscribe(struct floe_mqtt *m, const char *topic);
+/* Other client certificate and key files (borrowed: they must outlive m), used from
+ * the next connect on; the current connection is not touched. Both files must exist. */
+int floe_mqtt_set_tls_files(struct floe_mqtt *m, const char *cert_file, const char *key_file);
 
 struct floe_mqtt_stats {
         uint64_t connects;

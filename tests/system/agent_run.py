@@ -105,3 +105,26 @@ class Agent:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+
+    # -- additions for the enrollment tests (test_agent_enroll.py) ----------------------
+
+    def log_text(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_log(self, text, timeout=30, start=0, count=1):
+        """Waits until text appears count times in the log after offset start."""
+        deadline = time.monotonic() + timeout
+        while self.log_text()[start:].count(text) < count:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError("agent exited with %s waiting for %r:\n%s" % (
+                    self.proc.returncode, text, self.log_tail(60)))
+            if time.monotonic() > deadline:
+                raise AssertionError("%r not in the agent log:\n%s" % (text, self.log_tail(60)))
+            time.sleep(0.05)
+
+    def command(self, *args, timeout=60, env=None):
+        """floe-agent ARGS --config <this agent's config>: (rc, stdout, stderr)."""
+        e = dict(os.environ, FLOE_LOG_TARGET="stderr", **(env or {}))
+        r = subprocess.run([self.binary, *map(str, args), "--config", str(self.conf)],
+                           capture_output=True, text=True, timeout=timeout, env=e)
+        return r.returncode, r.stdout, r.stderr
