@@ -35,7 +35,7 @@ TEST_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(TEST_PKGS))
 TEST_LIBS = $(shell $(PKG_CONFIG) --libs $(TEST_PKGS))
 
 LAKE_DIRS = uploader/parquet uploader/iceberg uploader/catalog uploader/store
-MOD_INCLUDES = -Ilib -Iagent -Iboard -Icerts $(LAKE_DIRS:%=-I%)
+MOD_INCLUDES = -Ilib -Iagent -Iboard -Icerts -Iuploader $(LAKE_DIRS:%=-I%)
 # The build named in files floe writes (Parquet created_by): git describe, or the caller's.
 FLOE_BUILD := $(or $(FLOE_BUILD),$(shell git describe --always --dirty 2>/dev/null),unknown)
 FLOE_CPPFLAGS = -D_GNU_SOURCE $(MOD_INCLUDES) -DFLOE_BUILD='"$(FLOE_BUILD)"' -MMD -MP
@@ -69,13 +69,20 @@ LAKE_SRC = $(wildcard $(LAKE_DIRS:%=%/*.c))
 LAKE_OBJ = $(LAKE_SRC:%.c=$(B)/%.o)
 LIBLAKE = $(B)/liblake.a
 
+# uploader/ (everything but the two programs' mains) becomes libuploader.a.
+UPLOADER_MAIN = uploader/main.c uploader/floe-lake.c
+UPLOADER_SRC = $(filter-out $(UPLOADER_MAIN),$(wildcard uploader/*.c))
+UPLOADER_OBJ = $(UPLOADER_SRC:%.c=$(B)/%.o)
+LIBUPLOADER = $(B)/libuploader.a
+
 # Every module library (unit tests, replays and benches link them all).
-MODLIBS = $(LIBAGENT) $(LIBCERTS) $(LIBLAKE)
+MODLIBS = $(LIBUPLOADER) $(LIBAGENT) $(LIBCERTS) $(LIBLAKE)
 
 TOOLS = $(B)/floe-batch $(if $(wildcard certs/floe-ca.c),$(B)/floe-ca) \
 	$(if $(wildcard uploader/floe-lake.c),$(B)/floe-lake)
 DAEMONS = $(if $(wildcard agent/main.c),$(B)/floe-agent) \
-	$(if $(wildcard certs/floe-enrolld.c),$(B)/floe-enrolld)
+	$(if $(wildcard certs/floe-enrolld.c),$(B)/floe-enrolld) \
+	$(if $(wildcard uploader/main.c),$(B)/floe-uploader)
 BINS = $(TOOLS) $(DAEMONS)
 
 UNIT_SRC = $(wildcard tests/unit/test-*.c)
@@ -115,6 +122,13 @@ $(LIBCERTS): $(CERTS_OBJ)
 $(LIBLAKE): $(LAKE_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
+
+$(LIBUPLOADER): $(UPLOADER_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/floe-uploader: $(B)/uploader/main.o $(LIBUPLOADER) $(LIBLAKE) $(LIBFLOE)
+	$(LINK) -o $@ $^ $(PKG_LIBS) -lm
 
 $(B)/floe-lake: $(B)/uploader/floe-lake.o $(LIBLAKE) $(LIBFLOE)
 	$(LINK) -o $@ $^ $(PKG_LIBS) -lm
@@ -175,7 +189,8 @@ system: $(BINS)
 FUZZ_CFLAGS = -g -O1 -std=c11 -D_GNU_SOURCE $(MOD_INCLUDES) -Wall -Wextra -Werror \
 	-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all $(PKG_CFLAGS)
 FUZZ_LIB_OBJ = $(LIB_SRC:%.c=build/fuzz/%.o) $(AGENT_SRC:%.c=build/fuzz/%.o) \
-	$(CERTS_SRC:%.c=build/fuzz/%.o) $(LAKE_SRC:%.c=build/fuzz/%.o)
+	$(CERTS_SRC:%.c=build/fuzz/%.o) $(LAKE_SRC:%.c=build/fuzz/%.o) \
+	$(UPLOADER_SRC:%.c=build/fuzz/%.o)
 
 build/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -190,7 +205,8 @@ fuzz: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory B=build/bench SANITIZE= $(BENCH_SRC:tests/bench/%.c=build/bench/bench/%) build/bench/floe-batch build/bench/floe-agent \
-		build/bench/floe-ca build/bench/floe-enrolld build/bench/floe-lake
+		build/bench/floe-ca build/bench/floe-enrolld build/bench/floe-lake \
+		$(if $(wildcard uploader/main.c),build/bench/floe-uploader)
 	@scripts/run-bench build/bench
 
 demo: deps
