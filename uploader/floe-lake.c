@@ -18,8 +18,12 @@ static const struct {
         int (*run)(int argc, char **argv);
         const char *help;
 } commands[] = {
-        {"create", table_cmd, "create an Iceberg v2 table"},
+        {"create", table_cmd, "create an Iceberg v2 table (--floe events|aggregates: floe's)"},
+        {"import", table_cmd, "write NDJSON rows or floe batch files into tables, one commit"},
+        {"append", table_cmd, "register existing Parquet files (stats from their footers)"},
         {"add-files", table_cmd, "append Parquet files (parquet-write reports) in one commit"},
+        {"compact", table_cmd, "rewrite a partition's small files as larger ones (replace)"},
+        {"verify", table_cmd, "check every manifest and file a table's metadata reaches"},
         {"snapshots", table_cmd, "list a table's snapshots"},
         {"files", table_cmd, "list the data files of a snapshot"},
         {"schema", table_cmd, "print a table's current schema"},
@@ -36,11 +40,30 @@ static void usage(FILE *f)
         fprintf(f, "Usage: floe-lake COMMAND [ARGS...]\n\nCommands:\n");
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
                 fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].help);
-        fprintf(f, "\nfloe-lake COMMAND --help shows a command's options.\n");
+        fprintf(f, "\nfloe-lake [-c CONFIG] COMMAND: [lake] warehouse, catalog and namespace "
+                   "and [s3] options\nof CONFIG apply to the table commands (docs/lake.md).\n"
+                   "floe-lake COMMAND --help shows a command's options.\n");
 }
 
 int main(int argc, char **argv)
 {
+        /* -c FILE / --config FILE before the command: handed to it as its own option */
+        if (argc >= 3 && (strcmp(argv[1], "-c") == 0 || strcmp(argv[1], "--config") == 0)) {
+                char *opt = argv[1], *file = argv[2];
+
+                if (argc < 4) {
+                        usage(stderr);
+                        return 2;
+                }
+                argv[1] = argv[3];
+                argv[2] = opt;
+                argv[3] = file;
+                if (strcmp(argv[1], "store") == 0 || strcmp(argv[1], "catalog") == 0 ||
+                    strncmp(argv[1], "parquet-", 8) == 0) {
+                        fprintf(stderr, "floe-lake: --config applies to the table commands\n");
+                        return 2;
+                }
+        }
         if (argc < 2) {
                 usage(stderr);
                 return 2;

@@ -12,6 +12,7 @@
 
 #include "floe-alloc.h"
 #include "ice-cli-internal.h"
+#include "ice-floe.h"
 
 static int64_t now_ms(void)
 {
@@ -91,6 +92,47 @@ static int parse_partition(const char *text, const struct ice_schema *s,
         return 0;
 }
 
+/* create --floe events|aggregates: floe's own tables (ice-floe.c). */
+static int create_floe(struct ice_cli *c)
+{
+        struct ice_kv props[2 * ICE_CLI_MAX_LIST];
+        enum floe_batch_kind kind;
+        struct ice_table_def def;
+        struct ice_metadata *md = NULL;
+        struct ice_table *t = NULL;
+        char err[256];
+        int r;
+
+        if (floe_batch_kind_from_name(c->floe_kind, &kind) < 0 || c->partition || c->n_sort) {
+                fprintf(stderr, "--floe events|aggregates, without --partition or --sort\n");
+                return -EINVAL;
+        }
+        r = ice_cli_open_warehouse(c);
+        if (r == 0)
+                r = ice_floe_table_def(kind, c->location, &def);
+        if (r == 0 && c->n_props) { /* floe's properties, then the caller's (later ones win) */
+                for (size_t i = 0; i < def.n_properties; i++)
+                        props[i] = def.properties[i];
+                for (size_t i = 0; i < c->n_props; i++)
+                        props[def.n_properties + i] = c->props[i];
+                def.properties = props;
+                def.n_properties += c->n_props;
+        }
+        if (r == 0)
+                r = ice_metadata_new(&def, now_ms(), &md);
+        if (r == 0) {
+                r = ice_table_create(&c->io, c->catalog ? &c->sql.ops : NULL, md, &t, err,
+                                     sizeof(err));
+                if (r < 0)
+                        fprintf(stderr, "%s: %s\n", c->table, err);
+                else
+                        printf("%s\n", t->metadata_location);
+        }
+        ice_table_free(t);
+        ice_metadata_free(md);
+        return r;
+}
+
 int ice_cli_create(struct ice_cli *c)
 {
         struct ice_partition_field part[ICE_CLI_MAX_LIST];
@@ -103,6 +145,8 @@ int ice_cli_create(struct ice_cli *c)
         size_t len = 0, n_part = 0;
         int r;
 
+        if (c->floe_kind)
+                return create_floe(c);
         r = read_text(c->schema, &text, &len);
         if (r < 0) {
                 fprintf(stderr, "%s: %s\n", c->schema, strerror(-r));

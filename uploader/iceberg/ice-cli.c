@@ -96,6 +96,21 @@ static int local_get(void *ud, const char *location, size_t max, uint8_t **ret, 
         return 0;
 }
 
+static int local_size(void *ud, const char *location, uint64_t *ret_size)
+{
+        char path[4096];
+        struct stat st;
+        int r;
+
+        r = local_path(ud, location, path, sizeof(path));
+        if (r < 0)
+                return r;
+        if (stat(path, &st) < 0)
+                return -errno;
+        *ret_size = (uint64_t)st.st_size;
+        return 0;
+}
+
 static int read_only_put(void *ud, const char *location, const void *data, size_t len,
                          bool if_absent)
 {
@@ -286,16 +301,24 @@ static int cmd_schema(struct ice_cli *c, struct ice_table *t)
 
 static void usage(FILE *f)
 {
-        fputs("usage: floe-lake snapshots|files|schema [OPTIONS]\n"
+        fputs("usage: floe-lake snapshots|files|schema|verify [OPTIONS]\n"
               "       floe-lake create --warehouse URL --table NS.TABLE --schema SCHEMA.json\n"
               "                 [--partition 'tenant,hour(ts)'] [--sort COL[:desc]]...\n"
               "                 [--property KEY=VALUE]...\n"
+              "       floe-lake create --warehouse URL --table NS.TABLE --floe events|aggregates\n"
+              "       floe-lake import --warehouse URL [--table NS.TABLE] [--namespace NS]\n"
+              "                 [--format auto|ndjson|batch] [FILE...|-]\n"
+              "       floe-lake append --warehouse URL --table NS.TABLE [--in-place] "
+              "FILE.parquet...\n"
               "       floe-lake add-files --warehouse URL --table NS.TABLE REPORT.json...\n"
               "                 [--summary KEY=VALUE]...\n"
+              "       floe-lake compact --warehouse URL --table NS.TABLE [--partition PATH]...\n"
+              "                 [--target-size SIZE] [--small-size SIZE] [--min-files N]\n"
               "       floe-lake expire --warehouse URL --table NS.TABLE [--older-than AGE]\n"
               "                 [--retain-last N] [--dry-run]\n"
               "       floe-lake orphans --warehouse URL --table NS.TABLE [--older-than AGE]\n"
               "                 [--delete]\n"
+              "  -c, --config FILE        [lake] warehouse, catalog, namespace; [s3] options\n"
               "  --metadata PATH          a table metadata JSON file (read-only)\n"
               "  --map FROM=TO            read locations starting with FROM under TO instead\n"
               "  --warehouse URL --table NAMESPACE.TABLE   a table in a warehouse\n"
@@ -303,7 +326,11 @@ static void usage(FILE *f)
               "  --catalog-name NAME      its catalog_name (floe)\n"
               "  --snapshot ID            files: of this snapshot (default: current)\n"
               "  --all                    files: DELETED entries too\n"
-              "  --json                   one JSON object per line\n",
+              "  --json                   one JSON object per line\n"
+              "  --summary KEY=VALUE      add-files, append, import, compact: summary pairs\n"
+              "  --target-size SIZE       import, compact: roll files at this size\n"
+              "  --row-group-size SIZE    import, compact: Parquet row groups\n"
+              "  -v, --verbose            import: name the table versions opened\n",
               f);
 }
 
@@ -328,7 +355,17 @@ static int parse_args(struct ice_cli *c, int argc, char **argv)
                 {"map", required_argument, NULL, 'M'},
                 {"warehouse", required_argument, NULL, 'w'},
                 {"table", required_argument, NULL, 't'},
-                {"catalog", required_argument, NULL, 'c'},
+                {"catalog", required_argument, NULL, 'K'},
+                {"config", required_argument, NULL, 'c'},
+                {"format", required_argument, NULL, 'F'},
+                {"namespace", required_argument, NULL, 'N'},
+                {"floe", required_argument, NULL, 'e'},
+                {"target-size", required_argument, NULL, 'T'},
+                {"small-size", required_argument, NULL, 'Z'},
+                {"row-group-size", required_argument, NULL, 'G'},
+                {"min-files", required_argument, NULL, 'I'},
+                {"in-place", no_argument, NULL, 'i'},
+                {"verbose", no_argument, NULL, 'v'},
                 {"catalog-name", required_argument, NULL, 'n'},
                 {"snapshot", required_argument, NULL, 's'},
                 {"schema", required_argument, NULL, 'S'},
@@ -349,8 +386,42 @@ static int parse_args(struct ice_cli *c, int argc, char **argv)
         int o, r = 0;
 
         optind = 1;
-        while (r == 0 && (o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        while (r == 0 && (o = getopt_long(argc, argv, "c:v", opts, NULL)) != -1) {
                 switch (o) {
+                case 'F':
+                        c->format = optarg;
+                        break;
+                case 'N':
+                        c->ns_opt = optarg;
+                        break;
+                case 'e':
+                        c->floe_kind = optarg;
+                        break;
+                case 'T':
+                case 'Z':
+                case 'G': {
+                        uint64_t *v = o == 'T'   ? &c->target_size
+                                      : o == 'Z' ? &c->small_size
+                                                 : &c->row_group_size;
+
+                        if (floe_parse_size(optarg, v) < 0 || *v == 0) {
+                                fprintf(stderr, "bad size \"%s\"\n", optarg);
+                                r = -EINVAL;
+                        }
+                        break;
+                }
+                case 'I':
+                        if (floe_parse_int64(optarg, &c->min_files) < 0 || c->min_files < 1) {
+                                fprintf(stderr, "--min-files: bad count \"%s\"\n", optarg);
+                                r = -EINVAL;
+                        }
+                        break;
+                case 'i':
+                        c->in_place = true;
+                        break;
+                case 'v':
+                        c->verbose = true;
+                        break;
                 case 'm':
                         c->metadata = optarg;
                         break;
@@ -368,8 +439,11 @@ static int parse_args(struct ice_cli *c, int argc, char **argv)
                 case 't':
                         c->table = optarg;
                         break;
-                case 'c':
+                case 'K':
                         c->catalog = optarg;
+                        break;
+                case 'c':
+                        c->config = optarg;
                         break;
                 case 'n':
                         c->catalog_name = optarg;
@@ -385,8 +459,12 @@ static int parse_args(struct ice_cli *c, int argc, char **argv)
                 case 'S':
                         c->schema = optarg;
                         break;
-                case 'P':
+                case 'P': /* create: the spec; compact: a partition's path (repeated) */
                         c->partition = optarg;
+                        if (c->n_parts == ICE_CLI_MAX_LIST)
+                                r = -EINVAL;
+                        else
+                                c->parts[c->n_parts++] = optarg;
                         break;
                 case 'o':
                         if (c->n_sort == ICE_CLI_MAX_LIST)
@@ -442,10 +520,39 @@ static int parse_args(struct ice_cli *c, int argc, char **argv)
                 return r;
         c->args = argv + optind;
         c->n_args = argc - optind;
-        if ((!c->metadata == !c->warehouse) || (c->warehouse && !c->table)) {
-                usage(stderr);
-                return -EINVAL;
+        return 0;
+}
+
+/* --config: fills what the flags left unset; a bare --table name takes [lake] namespace. */
+static int apply_config(struct ice_cli *c)
+{
+        struct floe_config_error err;
+        char msg[600];
+        int r;
+
+        if (c->config) {
+                r = lake_conf_load(&c->conf, c->config, &err);
+                if (r < 0) {
+                        fprintf(stderr, "%s\n", floe_config_error_format(&err, msg, sizeof(msg)));
+                        return r;
+                }
         }
+        if (!c->warehouse && !c->metadata)
+                c->warehouse = c->conf.warehouse;
+        if (!c->catalog)
+                c->catalog = c->conf.catalog;
+        if (!c->catalog_name)
+                c->catalog_name = c->conf.catalog_name;
+        if (!c->ns_opt)
+                c->ns_opt = c->conf.ns;
+        if (c->table && !strchr(c->table, '.') && c->ns_opt) {
+                snprintf(c->table_buf, sizeof(c->table_buf), "%s.%s", c->ns_opt, c->table);
+                c->table = c->table_buf;
+        }
+        if (c->target_size)
+                c->conf.writer.target_file_bytes = c->target_size;
+        if (c->row_group_size)
+                c->conf.writer.row_group_bytes = c->row_group_size;
         return 0;
 }
 
@@ -463,21 +570,52 @@ static int split_table(struct ice_cli *c)
         return 0;
 }
 
-int ice_cli_open_warehouse(struct ice_cli *c)
+int ice_cli_open_store(struct ice_cli *c)
 {
-        char why[256], key[1024];
+        char why[256];
         int r;
 
-        if (split_table(c) < 0) {
-                fprintf(stderr, "--table: NAMESPACE.TABLE expected, not \"%s\"\n", c->table);
+        if (!c->warehouse) {
+                fprintf(stderr, "no warehouse: --warehouse URL or [lake] warehouse\n");
                 return -EINVAL;
         }
-        r = lake_store_open_explain(c->warehouse, NULL, why, sizeof(why), &c->store);
+        r = lake_store_open_explain(c->warehouse, &c->conf.store, why, sizeof(why), &c->store);
         if (r < 0) {
                 fprintf(stderr, "%s: %s\n", c->warehouse, why);
                 return r;
         }
         ice_io_store(c->store, &c->io);
+        if (c->catalog) {
+                r = lake_catalog_open_explain(c->catalog,
+                                              c->catalog_name ? c->catalog_name : "floe", why,
+                                              sizeof(why), &c->cat);
+                if (r < 0) {
+                        fprintf(stderr, "cannot open the catalog: %s\n", why);
+                        return r;
+                }
+        }
+        return 0;
+}
+
+void ice_cli_log_retry(void *ud, int attempt, const char *why)
+{
+        fprintf(stderr, "floe-lake: %s: commit conflict, retry %d: %s\n", (const char *)ud, attempt,
+                why);
+}
+
+int ice_cli_open_warehouse(struct ice_cli *c)
+{
+        char key[1024];
+        int r;
+
+        if (!c->table || split_table(c) < 0) {
+                fprintf(stderr, "--table: NAMESPACE.TABLE expected, not \"%s\"\n",
+                        c->table ? c->table : "");
+                return -EINVAL;
+        }
+        r = ice_cli_open_store(c);
+        if (r < 0)
+                return r;
         snprintf(key, sizeof(key), "%s/%s", c->ns, c->name);
         for (char *p = key; *p; p++)
                 if (*p == '.')
@@ -487,16 +625,8 @@ int ice_cli_open_warehouse(struct ice_cli *c)
                 fprintf(stderr, "%s: bad table name\n", c->table);
                 return r;
         }
-        if (c->catalog) {
-                r = lake_catalog_open(c->catalog, c->catalog_name ? c->catalog_name : "floe",
-                                      &c->cat);
-                if (r < 0) {
-                        fprintf(stderr, "%s: cannot open the catalog: %s\n", c->catalog,
-                                strerror(-r));
-                        return r;
-                }
+        if (c->cat)
                 ice_catalog_sql(&c->sql, c->cat, c->ns, c->name);
-        }
         return 0;
 }
 
@@ -507,7 +637,7 @@ static int open_table(struct ice_cli *c, struct ice_table **ret)
 
         if (c->metadata) {
                 c->io = (struct ice_io){
-                        c, local_get, read_only_put, read_only_del, read_only_list, NULL};
+                        c, local_get, read_only_put, read_only_del, read_only_list, local_size};
                 r = ice_table_open_metadata(&c->io, c->metadata, ret, why, sizeof(why));
                 if (r < 0)
                         fprintf(stderr, "%s\n", why);
@@ -523,10 +653,38 @@ static int open_table(struct ice_cli *c, struct ice_table **ret)
         return r;
 }
 
+static bool is(const char *cmd, const char *name)
+{
+        return strcmp(cmd, name) == 0;
+}
+
+/* Operands and required options per command. */
+static bool bad_usage(const struct ice_cli *c, const char *cmd)
+{
+        bool args = is(cmd, "add-files") || is(cmd, "append") || is(cmd, "import");
+        bool needs_wh = !(is(cmd, "snapshots") || is(cmd, "files") || is(cmd, "schema") ||
+                          is(cmd, "verify"));
+
+        if (!args && c->n_args > 0)
+                return true;
+        if ((is(cmd, "add-files") || is(cmd, "append")) && c->n_args == 0)
+                return true;
+        if (c->metadata && c->warehouse)
+                return true;
+        if (needs_wh && (!c->warehouse || c->metadata))
+                return true;
+        if (!is(cmd, "import") && !c->metadata && (!c->warehouse || !c->table))
+                return true;
+        if (is(cmd, "create") && !c->schema == !c->floe_kind)
+                return true;
+        return false;
+}
+
 int ice_cli(int argc, char **argv)
 {
-        static const char *const cmds[] = {"snapshots", "files",  "schema", "create",
-                                           "add-files", "expire", "orphans"};
+        static const char *const cmds[] = {"snapshots", "files",   "schema",  "create",
+                                           "add-files", "expire",  "orphans", "import",
+                                           "append",    "compact", "verify"};
         struct ice_cli c = {.snapshot_id = -1, .older_than_us = -1};
         struct ice_table *t = NULL;
         const char *cmd = argc > 0 ? argv[0] : "";
@@ -539,21 +697,29 @@ int ice_cli(int argc, char **argv)
                 usage(stderr);
                 return 2;
         }
+        lake_conf_init(&c.conf);
         r = parse_args(&c, argc, argv);
-        if (r != 0)
+        if (r == 0)
+                r = apply_config(&c);
+        if (r != 0) {
+                lake_conf_clear(&c.conf);
                 return r > 0 ? 0 : 2;
-        if ((c.n_args > 0) != (strcmp(cmd, "add-files") == 0) ||
-            ((strcmp(cmd, "create") == 0 || strcmp(cmd, "add-files") == 0 ||
-              strcmp(cmd, "expire") == 0 || strcmp(cmd, "orphans") == 0) &&
-             !c.warehouse) ||
-            (strcmp(cmd, "create") == 0) != (c.schema != NULL)) {
+        }
+        if (bad_usage(&c, cmd)) {
                 usage(stderr);
+                lake_conf_clear(&c.conf);
                 return 2;
         }
         if (strcmp(cmd, "create") == 0) {
                 r = ice_cli_create(&c);
         } else if (strcmp(cmd, "add-files") == 0) {
                 r = ice_cli_add_files(&c);
+        } else if (strcmp(cmd, "import") == 0) {
+                r = ice_cli_import(&c);
+        } else if (strcmp(cmd, "append") == 0) {
+                r = ice_cli_append(&c);
+        } else if (strcmp(cmd, "compact") == 0) {
+                r = ice_cli_compact(&c);
         } else {
                 r = open_table(&c, &t);
                 if (r == 0 && strcmp(cmd, "snapshots") == 0)
@@ -564,6 +730,8 @@ int ice_cli(int argc, char **argv)
                         r = ice_cli_expire(&c, t);
                 else if (r == 0 && strcmp(cmd, "orphans") == 0)
                         r = ice_cli_orphans(&c, t);
+                else if (r == 0 && strcmp(cmd, "verify") == 0)
+                        r = ice_cli_verify(&c, t);
                 else if (r == 0)
                         r = cmd_schema(&c, t);
                 if (r < 0 && t)
@@ -573,5 +741,6 @@ int ice_cli(int argc, char **argv)
         ice_table_free(t);
         lake_catalog_close(c.cat);
         lake_store_close(c.store);
+        lake_conf_clear(&c.conf);
         return r < 0 ? 1 : 0;
 }

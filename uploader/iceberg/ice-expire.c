@@ -229,6 +229,32 @@ static int strset_to_strv(const struct ice_strset *s, struct ice_strv *v)
         return 0;
 }
 
+/* The files the oldest retained snapshot deleted, when its parent is gone. */
+static int deleted_by_oldest(struct ice_table *t, const struct ice_metadata *kept, ssize_t oldest,
+                             struct ice_strset *files)
+{
+        const struct ice_snapshot *s = NULL;
+        struct ice_manifest_file *mf = NULL;
+        size_t n = 0;
+        int r;
+
+        for (size_t i = 0; i < kept->n_snapshots && !s; i++)
+                if (chain_pos(t->md, kept->snapshots[i].snapshot_id) == oldest)
+                        s = &kept->snapshots[i];
+        if (!s || !s->has_parent || ice_metadata_snapshot(kept, s->parent_id))
+                return 0;
+        r = ice_table_manifests(t, s, &mf, &n);
+        for (size_t k = 0; r == 0 && k < n; k++) {
+                struct collect c = {
+                        .set = files, .deleted_only = true, .snapshot_id = s->snapshot_id};
+
+                if (mf[k].added_snapshot_id == s->snapshot_id && mf[k].deleted_files != 0)
+                        r = ice_table_manifest_entries(t, &mf[k], false, collect_entry, &c);
+        }
+        ice_manifest_files_free(mf, n);
+        return r;
+}
+
 /* Files only expired snapshots reach. md: before expiry; keep: ids of what stays. */
 static int unreachable(struct ice_table *t, const int64_t *expired, size_t ne,
                        const struct ice_metadata *kept, struct ice_strv *out)
@@ -287,6 +313,10 @@ static int unreachable(struct ice_table *t, const int64_t *expired, size_t ne,
                 }
                 ice_manifest_files_free(mf, n);
         }
+        /* linear: the oldest retained snapshot's deletions were live only in its ancestors,
+         * all expired now (a compaction's replaced files go with the snapshots before it) */
+        if (r == 0 && linear && oldest >= 0)
+                r = deleted_by_oldest(t, kept, oldest, &files);
         /* general case: what a retained manifest lists as live stays */
         if (r == 0 && !linear && files.n) {
                 for (size_t i = 0; r == 0 && i < live.cap; i++) {

@@ -251,7 +251,7 @@ struct ice_manifest_writer *ice_manifest_writer_free(struct ice_manifest_writer 
         if (!w)
                 return NULL;
         avro_writer_free(w->avro);
-        for (size_t i = 0; w->spec && i < w->spec->n_fields; i++) {
+        for (size_t i = 0; w->spec && w->stats && i < w->spec->n_fields; i++) {
                 ice_datum_clear(&w->stats[i].lower);
                 ice_datum_clear(&w->stats[i].upper);
         }

@@ -39,7 +39,8 @@ static int producer_init(struct producer *p, struct ice_table *t)
 
 static void producer_abort(struct producer *p)
 {
-        for (size_t i = 0; i < p->attempt.n; i++)
+        /* a commit that may have landed keeps its files: they are the table's if it did */
+        for (size_t i = 0; !p->t->commit_unknown && i < p->attempt.n; i++)
                 p->t->io.del(p->t->io.ud, p->attempt.v[i]);
         ice_strv_clear(&p->attempt);
 }
@@ -85,7 +86,7 @@ static int write_added(struct producer *p, const struct ice_data_file *files, si
 {
         const struct ice_partition_spec *spec =
                 ice_metadata_spec(p->t->md, p->t->md->default_spec_id);
-        struct ice_manifest_writer *w;
+        struct ice_manifest_writer *w = NULL;
         int r;
 
         r = ice_manifest_writer_new(p->t->md, spec, ICE_CONTENT_DATA, p->codec, &w);
@@ -413,7 +414,7 @@ int ice_table_append(struct ice_table *t, const struct ice_data_file *files, siz
                         r = -EEXIST;
         }
         /* failed, or merged into another manifest: the new manifest is referenced nowhere */
-        if ((r < 0 || merged) && added.path)
+        if (((r < 0 && !t->commit_unknown) || (r == 0 && merged)) && added.path)
                 t->io.del(t->io.ud, added.path);
         ice_manifest_file_clear(&added);
         ice_strv_clear(&p.attempt);
@@ -590,7 +591,7 @@ int ice_table_replace(struct ice_table *t, const struct ice_data_file *removed, 
                 if (r == 0 && ice_metadata_snapshot(t->md, p.id))
                         r = -EEXIST;
         }
-        if (r < 0 && am.path)
+        if (r < 0 && !t->commit_unknown && am.path)
                 t->io.del(t->io.ud, am.path);
         ice_manifest_file_clear(&am);
         ice_strv_clear(&p.attempt);

@@ -112,6 +112,16 @@ static int table_new(const struct ice_io *io, const struct ice_catalog_ops *cata
         return 0;
 }
 
+/* Makes md (taken) at loc (taken) current; cannot fail. */
+static void take_current(struct ice_table *t, struct ice_metadata *md, char *loc)
+{
+        ice_metadata_free(t->md);
+        floe_free(t->metadata_location);
+        t->md = md;
+        t->metadata_location = loc;
+        t->version = version_of(loc);
+}
+
 static int set_current(struct ice_table *t, struct ice_metadata *md, const char *location)
 {
         char *loc = floe_strdup(location);
@@ -386,12 +396,52 @@ static void delete_dropped(struct ice_table *t, const struct ice_metadata *old,
         }
 }
 
+/* Whether a commit whose swap failed landed after all: a broken connection at COMMIT leaves
+ * the outcome open, so the catalog is read back (our location, or a later one whose metadata
+ * holds our snapshot). 0 if it landed; else the error, with loc deleted only when certain. */
+static int swap_failed(struct ice_table *t, const struct ice_metadata *md, const char *loc, int r)
+{
+        _cleanup_free_ char *now = NULL;
+        struct ice_metadata *other = NULL;
+        char why[200];
+        bool landed;
+
+        ice_table_fail(t, r, "catalog: %s",
+                       r == -ESTALE ? "committed by someone else" : strerror(-r));
+        /* conflicts, busy locks, missing tables and bad names change nothing */
+        if (r == -ESTALE || r == -EBUSY || r == -ENOENT || r == -EINVAL || r == -ENOMEM) {
+                t->io.del(t->io.ud, loc);
+                return r;
+        }
+        if (t->catalog->load(t->catalog->ud, &now) < 0) {
+                t->commit_unknown = true;
+                return ice_table_fail(t, r, "catalog: %s; the commit may have landed",
+                                      strerror(-r));
+        }
+        landed = strcmp(now, loc) == 0;
+        if (!landed && md->current_snapshot_id > 0 &&
+            md->current_snapshot_id != t->md->current_snapshot_id) {
+                if (load_metadata(&t->io, now, why, sizeof(why), &other) < 0) {
+                        t->commit_unknown = true;
+                        return ice_table_fail(t, r, "catalog: %s; the commit may have landed",
+                                              strerror(-r));
+                }
+                landed = ice_metadata_snapshot(other, md->current_snapshot_id) != NULL;
+                ice_metadata_free(other);
+        }
+        if (landed)
+                return 0;
+        t->io.del(t->io.ud, loc);
+        return r;
+}
+
 int ice_table_commit(struct ice_table *t, struct ice_metadata *md)
 {
         _cleanup_free_ char *text = NULL, *loc = NULL;
         int64_t v = t->version + 1;
         int r;
 
+        t->commit_unknown = false;
         if (t->md->format_version != 2) {
                 ice_metadata_free(md);
                 return ice_table_fail(t, -EOPNOTSUPP, "only format-version 2 tables are written");
@@ -423,20 +473,16 @@ int ice_table_commit(struct ice_table *t, struct ice_metadata *md)
         }
         if (r == 0 && t->catalog) {
                 r = t->catalog->swap(t->catalog->ud, t->metadata_location, loc);
-                if (r < 0) {
-                        ice_table_fail(t, r, "catalog: %s",
-                                       r == -ESTALE ? "committed by someone else" : strerror(-r));
-                        t->io.del(t->io.ud, loc);
-                }
+                if (r < 0)
+                        r = swap_failed(t, md, loc, r);
         }
         if (r < 0) {
                 ice_metadata_free(md);
                 return r;
         }
+        /* committed: nothing below may fail (a caller would clean up a landed commit) */
         delete_dropped(t, t->md, md);
-        r = set_current(t, md, loc);
-        if (r < 0)
-                return r;
+        take_current(t, md, TAKE_PTR(loc));
         t->version = v;
         t->error[0] = '\0';
         if (write_hint(t, v) < 0)
@@ -450,6 +496,8 @@ void ice_table_retry_wait(const struct ice_table *t, int attempt)
         uint32_t jitter = 0;
         struct timespec ts;
 
+        if (t->on_retry)
+                t->on_retry(t->on_retry_ud, attempt, t->error);
         if (ice_kvs_get_i64(&t->md->properties, "commit.retry.min-wait-ms", 100, &min) < 0 ||
             min < 0)
                 min = 100;

@@ -58,6 +58,13 @@ struct ice_table {
         int64_t version;           /* N of the current v<N>.metadata.json; 0 if its name has none */
         int64_t (*clock_ms)(void); /* wall clock; tests replace it */
         char error[256];           /* why the last call failed, for logs */
+        /* called by ice_table_retry_wait() before each retry of a conflicting commit (attempt
+         * 1, 2, ...) with the conflict's reason (t->error); may be NULL */
+        void (*on_retry)(void *ud, int attempt, const char *why);
+        void *on_retry_ud;
+        /* the last commit failed where it may have landed (the catalog's COMMIT broke and the
+         * catalog could not be read back): nothing of it was deleted; refresh to find out */
+        bool commit_unknown;
 };
 
 #define ICE_METADATA_MAX_BYTES (64u << 20)
@@ -65,7 +72,7 @@ struct ice_table {
 
 struct ice_table *ice_table_free(struct ice_table *t);
 /* Sleeps before retry number attempt (1, 2, ...): commit.retry.min-wait-ms doubling up to
- * commit.retry.max-wait-ms, with jitter. */
+ * commit.retry.max-wait-ms, with jitter; calls t->on_retry first. */
 void ice_table_retry_wait(const struct ice_table *t, int attempt);
 /* Sets t->error; returns r. */
 int ice_table_fail(struct ice_table *t, int r, const char *fmt, ...)
