@@ -105,6 +105,14 @@ static int on_reading(void *ud, const struct agent_reading *r)
         return agent_pipeline_accept(a->pipe, r, a->now);
 }
 
+/* A payload's readings at once: one ring record per sensor (docs/ring.md §3). */
+static int on_readings(void *ud, const struct agent_reading *r, size_t n, size_t *ret_taken)
+{
+        struct agent *a = ud;
+
+        return agent_pipeline_accept_many(a->pipe, r, n, a->now, ret_taken);
+}
+
 static void local_connect(void *ud, int rc)
 {
         struct agent *a = ud;
@@ -136,8 +144,8 @@ static void local_message(void *ud, const struct mosquitto_message *m, const mos
 
         (void)p;
         a->now = wall_us();
-        r = agent_parse_payload(a->parser, m->topic, m->payload, (size_t)m->payloadlen, on_reading,
-                                a, &err);
+        r = agent_parse_payload_many(a->parser, m->topic, m->payload, (size_t)m->payloadlen,
+                                     on_readings, a, &err);
         if (r >= 0) {
                 a->payloads++;
                 return;

@@ -412,6 +412,7 @@ static int read_map(struct crd *r, const struct citem *m, unsigned depth)
                                                 ct_names[k.t]);
                 e = &p->ent[n++];
                 e->off = off;
+                e->clean = false;
                 ret = text(r, &k, &e->key, &e->key_len);
                 if (ret < 0)
                         return ret;

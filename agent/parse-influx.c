@@ -359,7 +359,7 @@ static int field(struct agent_parser *p, const char *s, size_t n, size_t *pos, c
         if (r < 0)
                 return r;
         return agent_parse_stage(p, sensor, sensor_len, metric, metric_len, AGENT_TS_NONE, v,
-                                 text != NULL, text, text_len);
+                                 text != NULL, text, text_len, 0);
 }
 
 static int line(struct agent_parser *p, const char *s, size_t n)

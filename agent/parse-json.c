@@ -16,20 +16,12 @@
 #include <stdarg.h>
 #include <stdio.h>
 
+#include "bytes.h"
 #include "parse-internal.h"
-
-struct jr {
-        struct agent_parser *p;
-        const char *s; /* the payload */
-        const char *c; /* the cursor */
-        const char *e; /* the end */
-        unsigned depth;
-        int deferred; /* the first semantic rejection, 0 if none */
-};
+#include "parse-json.h"
 
 /* A syntax error at the cursor: replaces any deferred rejection. */
-__attribute__((format(printf, 3, 4))) static int
-syntax(struct jr *j, enum agent_parse_reason reason, const char *fmt, ...)
+int agent_json_syntax(struct jr *j, enum agent_parse_reason reason, const char *fmt, ...)
 {
         char msg[128];
         unsigned line = 1;
@@ -54,6 +46,9 @@ syntax(struct jr *j, enum agent_parse_reason reason, const char *fmt, ...)
 
 static inline void ws(struct jr *j)
 {
+        /* compact JSON has none: one test for the usual case */
+        if (j->c < j->e && (unsigned char)*j->c > ' ')
+                return;
         while (j->c < j->e && (*j->c == ' ' || *j->c == '\n' || *j->c == '\r' || *j->c == '\t'))
                 j->c++;
 }
@@ -150,7 +145,7 @@ static int string_escaped(struct jr *j, const char *start, const char **ret, siz
                 q += *q == '\\' ? 2 : 1;
         if (q >= j->e) {
                 j->c = j->e;
-                return syntax(j, AGENT_PARSE_BAD_JSON, "unterminated string");
+                return agent_json_syntax(j, AGENT_PARSE_BAD_JSON, "unterminated string");
         }
         out = agent_parse_str_alloc(j->p, (size_t)(q - start));
         if (!out)
@@ -164,12 +159,14 @@ static int string_escaped(struct jr *j, const char *start, const char **ret, siz
                 if (u == '"')
                         break;
                 if (u < 0x20)
-                        return syntax(j, AGENT_PARSE_BAD_JSON, "control character in string");
+                        return agent_json_syntax(j, AGENT_PARSE_BAD_JSON,
+                                                 "control character in string");
                 if (u >= 0x80) {
                         size_t k = utf8_seq((const unsigned char *)j->c, (size_t)(j->e - j->c));
 
                         if (!k)
-                                return syntax(j, AGENT_PARSE_BAD_UTF8, "invalid UTF-8 in string");
+                                return agent_json_syntax(j, AGENT_PARSE_BAD_UTF8,
+                                                         "invalid UTF-8 in string");
                         memcpy(d, j->c, k);
                         d += k;
                         j->c += k;
@@ -203,15 +200,17 @@ static int string_escaped(struct jr *j, const char *start, const char **ret, siz
                         break;
                 case 'u':
                         if (hex4(j, j->c + 2, &cp) < 0)
-                                return syntax(j, AGENT_PARSE_BAD_JSON, "invalid \\u escape");
+                                return agent_json_syntax(j, AGENT_PARSE_BAD_JSON,
+                                                         "invalid \\u escape");
                         if (cp >= 0xdc00 && cp <= 0xdfff)
-                                return syntax(j, AGENT_PARSE_BAD_JSON,
-                                              "invalid Unicode '\\u%04" PRIX32 "'", cp);
+                                return agent_json_syntax(j, AGENT_PARSE_BAD_JSON,
+                                                         "invalid Unicode '\\u%04" PRIX32 "'", cp);
                         if (cp >= 0xd800 && cp <= 0xdbff) {
                                 if (j->e - j->c < 12 || j->c[6] != '\\' || j->c[7] != 'u' ||
                                     hex4(j, j->c + 8, &lo) < 0 || lo < 0xdc00 || lo > 0xdfff)
-                                        return syntax(j, AGENT_PARSE_BAD_JSON,
-                                                      "invalid Unicode '\\u%04" PRIX32 "'", cp);
+                                        return agent_json_syntax(
+                                                j, AGENT_PARSE_BAD_JSON,
+                                                "invalid Unicode '\\u%04" PRIX32 "'", cp);
                                 cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
                                 j->c += 6;
                         }
@@ -219,7 +218,7 @@ static int string_escaped(struct jr *j, const char *start, const char **ret, siz
                         j->c += 4;
                         break;
                 default:
-                        return syntax(j, AGENT_PARSE_BAD_JSON, "invalid escape");
+                        return agent_json_syntax(j, AGENT_PARSE_BAD_JSON, "invalid escape");
                 }
                 j->c += 2;
         }
@@ -229,83 +228,58 @@ static int string_escaped(struct jr *j, const char *start, const char **ret, siz
         return 0;
 }
 
-/* A string at the cursor (on its opening quote). */
-static int string(struct jr *j, const char **ret, size_t *ret_len)
+/* Bytes a string scan stops at: 1 for '"', '\\', control characters and
+ * non-ASCII; 2 for DEL, which JSON allows but a name does not. */
+static const uint8_t str_stop[256] = {
+        [0x00 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, [0x7f] = 2, [0x80 ... 0xff] = 1,
+};
+
+/* A string at the cursor (on its opening quote). *ret_clean: printable ASCII
+ * without escapes, so a valid name if its length is. */
+static int string(struct jr *j, const char **ret, size_t *ret_len, bool *ret_clean)
 {
-        const char *start = ++j->c;
+        const char *start = ++j->c, *c = start, *e = j->e;
+        bool clean = true;
 
-        while (j->c < j->e) {
-                unsigned char u = (unsigned char)*j->c;
+        for (;;) {
+                unsigned char u;
 
+                while (c < e && !str_stop[(unsigned char)*c])
+                        c++;
+                if (c >= e)
+                        break;
+                u = (unsigned char)*c;
                 if (u == '"') {
                         *ret = start;
-                        *ret_len = (size_t)(j->c - start);
-                        j->c++;
+                        *ret_len = (size_t)(c - start);
+                        *ret_clean = clean;
+                        j->c = c + 1;
                         return 0;
                 }
-                if (u == '\\')
+                clean = false;
+                if (u == 0x7f) {
+                        c++;
+                        continue;
+                }
+                j->c = c;
+                if (u == '\\') {
+                        *ret_clean = false;
                         return string_escaped(j, start, ret, ret_len);
+                }
                 if (u < 0x20)
-                        return syntax(j, AGENT_PARSE_BAD_JSON, "control character in string");
-                if (u >= 0x80) {
-                        size_t k = utf8_seq((const unsigned char *)j->c, (size_t)(j->e - j->c));
+                        return agent_json_syntax(j, AGENT_PARSE_BAD_JSON,
+                                                 "control character in string");
+                {
+                        size_t k = utf8_seq((const unsigned char *)c, (size_t)(e - c));
 
                         if (!k)
-                                return syntax(j, AGENT_PARSE_BAD_UTF8, "invalid UTF-8 in string");
-                        j->c += k;
-                } else {
-                        j->c++;
+                                return agent_json_syntax(j, AGENT_PARSE_BAD_UTF8,
+                                                         "invalid UTF-8 in string");
+                        c += k;
                 }
         }
-        return syntax(j, AGENT_PARSE_BAD_JSON, "unterminated string");
-}
-
-static inline bool digit(struct jr *j)
-{
-        return j->c < j->e && *j->c >= '0' && *j->c <= '9';
-}
-
-static int number(struct jr *j, double *ret)
-{
-        const char *start = j->c;
-        int r;
-
-        if (at(j, '-'))
-                j->c++;
-        if (at(j, '0')) {
-                j->c++;
-        } else if (digit(j)) {
-                while (digit(j))
-                        j->c++;
-        } else {
-                return syntax(j, AGENT_PARSE_BAD_JSON, "invalid number");
-        }
-        if (at(j, '.')) {
-                j->c++;
-                if (!digit(j))
-                        return syntax(j, AGENT_PARSE_BAD_JSON, "invalid number");
-                while (digit(j))
-                        j->c++;
-        }
-        if (at(j, 'e') || at(j, 'E')) {
-                j->c++;
-                if (at(j, '+') || at(j, '-'))
-                        j->c++;
-                if (!digit(j))
-                        return syntax(j, AGENT_PARSE_BAD_JSON, "invalid number");
-                while (digit(j))
-                        j->c++;
-        }
-        r = agent_parse_decimal(j->p, start, (size_t)(j->c - start), ret);
-        if (r < 0) {
-                /* a range error, located like a syntax error */
-                char msg[sizeof(j->p->err->detail)];
-
-                memcpy(msg, j->p->err->detail, sizeof(msg));
-                j->c = start;
-                return syntax(j, j->p->err->reason, "%s", msg);
-        }
-        return 0;
+        j->c = c;
+        return agent_json_syntax(j, AGENT_PARSE_BAD_JSON, "unterminated string");
 }
 
 static bool literal(struct jr *j, const char *word, size_t n)
@@ -321,15 +295,17 @@ static int skip_container(struct jr *j);
 /* A value at the cursor; objects and arrays are checked and skipped. */
 static int value(struct jr *j, struct agent_pv *v)
 {
+        bool clean;
         int r;
 
         *v = (struct agent_pv){.kind = AGENT_PV_OTHER};
         if (j->c >= j->e)
-                return syntax(j, AGENT_PARSE_BAD_JSON, "value expected");
+                return agent_json_syntax(j, AGENT_PARSE_BAD_JSON, "value expected");
         switch (*j->c) {
         case '"':
                 v->kind = AGENT_PV_STRING;
-                return string(j, &v->s, &v->len);
+                v->utf8 = true; /* string() checks it */
+                return string(j, &v->s, &v->len, &clean);
         case '{':
         case '[':
                 v->type = *j->c == '{' ? "object" : "array";
@@ -351,19 +327,21 @@ static int value(struct jr *j, struct agent_pv *v)
         default:
                 if (*j->c == '-' || (*j->c >= '0' && *j->c <= '9')) {
                         v->kind = AGENT_PV_NUMBER;
-                        r = number(j, &v->d);
+                        if (agent_json_number_plain(j, &v->d, &v->decimals))
+                                return 0;
+                        r = agent_json_number(j, &v->d);
                         return r;
                 }
                 break;
         }
-        return syntax(j, AGENT_PARSE_BAD_JSON, "invalid token");
+        return agent_json_syntax(j, AGENT_PARSE_BAD_JSON, "invalid token");
 }
 
 static int enter(struct jr *j)
 {
         if (++j->depth > AGENT_PARSE_MAX_DEPTH)
-                return syntax(j, AGENT_PARSE_TOO_DEEP, "nested deeper than %d",
-                              AGENT_PARSE_MAX_DEPTH);
+                return agent_json_syntax(j, AGENT_PARSE_TOO_DEEP, "nested deeper than %d",
+                                         AGENT_PARSE_MAX_DEPTH);
         j->c++;
         ws(j);
         return 0;
@@ -383,21 +361,21 @@ static int next(struct jr *j, char close)
                 j->depth--;
                 return 0;
         }
-        return syntax(j, AGENT_PARSE_BAD_JSON, "'%c' or ',' expected", close);
+        return agent_json_syntax(j, AGENT_PARSE_BAD_JSON, "'%c' or ',' expected", close);
 }
 
-static int key(struct jr *j, const char **ret, size_t *ret_len)
+static int key(struct jr *j, const char **ret, size_t *ret_len, bool *ret_clean)
 {
         int r;
 
         if (!at(j, '"'))
-                return syntax(j, AGENT_PARSE_BAD_JSON, "string or '}' expected");
-        r = string(j, ret, ret_len);
+                return agent_json_syntax(j, AGENT_PARSE_BAD_JSON, "string or '}' expected");
+        r = string(j, ret, ret_len, ret_clean);
         if (r < 0)
                 return r;
         ws(j);
         if (!at(j, ':'))
-                return syntax(j, AGENT_PARSE_BAD_JSON, "':' expected");
+                return agent_json_syntax(j, AGENT_PARSE_BAD_JSON, "':' expected");
         j->c++;
         ws(j);
         return 0;
@@ -411,6 +389,7 @@ static int skip_container(struct jr *j)
         struct agent_pv v;
         const char *k;
         size_t kn;
+        bool clean;
         int r;
 
         r = enter(j);
@@ -423,7 +402,7 @@ static int skip_container(struct jr *j)
         }
         do {
                 if (obj) {
-                        r = key(j, &k, &kn);
+                        r = key(j, &k, &kn, &clean);
                         if (r < 0)
                                 return r;
                 }
@@ -441,6 +420,122 @@ static void defer(struct jr *j, int r)
                 j->deferred = r;
 }
 
+/*
+ * The usual object, a map of metrics with perhaps a time, read straight into
+ * readings. Returns 1, with nothing consumed, for anything else (another
+ * shape, a sensor key, an error): object() then reads it the general way and
+ * gives the same readings or the same rejection.
+ */
+static int object_fast(struct jr *j)
+{
+        struct agent_parser *p = j->p;
+        const struct agent_parse_keys *ref;
+        const char *start = j->c;
+        unsigned depth = j->depth;
+        uint32_t n0 = p->n, members = 0;
+        size_t str0 = p->str_used;
+        struct agent_pv tv;
+        bool have_time = false;
+        int64_t ts;
+        int r;
+
+        if (enter(j) < 0 || at(j, '}'))
+                goto general;
+        agent_parse_dup_reset(p);
+        ref = &p->dup_ref[p->dup_ref_cur];
+        do {
+                const char *k;
+                size_t kn;
+                bool clean;
+                struct agent_pv v;
+                enum agent_key_class c;
+                double x = 0;
+                bool null = false;
+                const char *t = NULL;
+
+                /* "key": without space around the colon, or the general way */
+                if (!at(j, '"'))
+                        goto general;
+                k = j->c + 1;
+                while (k < j->e && !str_stop[(unsigned char)*k])
+                        k++;
+                if (k < j->e && *k == '"') {
+                        /* printable ASCII without escapes */
+                        kn = (size_t)(k - j->c - 1);
+                        k = j->c + 1;
+                        clean = true;
+                        j->c += kn + 2;
+                } else if (string(j, &k, &kn, &clean) < 0) {
+                        goto general;
+                }
+                if (at(j, ':') && j->c + 1 < j->e && (unsigned char)j->c[1] > ' ')
+                        j->c++;
+                else if (ws(j), at(j, ':'))
+                        j->c++, ws(j);
+                else
+                        goto general;
+                c = agent_parse_key_class(k, kn);
+                v = (struct agent_pv){.kind = AGENT_PV_NUMBER};
+                if (!agent_json_number_words(j, &v.d, &v.decimals) && value(j, &v) < 0)
+                        goto general;
+                if (++members > p->ent_cap)
+                        goto general;
+                /* the same keys as the object before, in order: none twice */
+                if (p->dup_matching && p->dup_i < ref->n && ref->len[p->dup_i] == kn &&
+                    agent_bytes_eq(ref->bytes + ref->off[p->dup_i], k, kn))
+                        p->dup_i++;
+                else if (agent_parse_dup_add(p, k, kn))
+                        goto general;
+                if (c == KEY_TIME && !have_time) {
+                        tv = v;
+                        have_time = true;
+                } else if (c != KEY_METRIC_NAME) {
+                        goto general;
+                } else {
+                        if (v.kind == AGENT_PV_NUMBER)
+                                x = v.d;
+                        else if (v.kind == AGENT_PV_BOOL)
+                                x = v.b ? 1 : 0;
+                        else if (v.kind == AGENT_PV_NULL)
+                                null = true;
+                        else if (v.kind == AGENT_PV_STRING)
+                                null = true, t = v.s;
+                        else
+                                goto general;
+                        if (agent_parse_stage(p, NULL, 0, k, kn, AGENT_TS_NONE, x, null, t,
+                                              t ? v.len : 0,
+                                              (clean ? AGENT_STAGE_METRIC_OK : 0) |
+                                                      (t ? AGENT_STAGE_TEXT_UTF8 : 0)) < 0)
+                                goto general;
+                        if (v.kind == AGENT_PV_NUMBER)
+                                p->rd[p->n - 1].decimals = v.decimals;
+                }
+                /* ',' and the next key, or the end: without spaces, or the general way */
+                if (at(j, ',') && j->c + 1 < j->e && j->c[1] == '"') {
+                        j->c++;
+                        r = 1;
+                } else {
+                        r = next(j, '}');
+                        if (r < 0)
+                                goto general;
+                }
+        } while (r > 0);
+        if (have_time) {
+                if (agent_parse_time(p, &tv, &ts) < 0)
+                        goto general;
+                for (uint32_t i = n0; i < p->n; i++)
+                        p->rd[i].ts_us = ts;
+        }
+        return 0;
+general:
+        j->c = start;
+        j->depth = depth;
+        p->n = n0;
+        p->str_used = str0;
+        *p->err = (struct agent_parse_error){.reason = AGENT_PARSE_OK, .format = p->err->format};
+        return 1;
+}
+
 /* A top-level object or an array element, at its '{': read into members, then
  * handed to the object shapes. */
 static int object(struct jr *j)
@@ -448,6 +543,9 @@ static int object(struct jr *j)
         struct agent_parser *p = j->p;
         uint32_t n = 0;
         int r;
+
+        if (!j->deferred && object_fast(j) == 0)
+                return 0;
 
         r = enter(j);
         if (r < 0)
@@ -460,7 +558,7 @@ static int object(struct jr *j)
                 do {
                         struct agent_pentry *e = &p->ent[n < p->ent_cap ? n : p->ent_cap - 1];
 
-                        r = key(j, &e->key, &e->key_len);
+                        r = key(j, &e->key, &e->key_len, &e->clean);
                         if (r < 0)
                                 return r;
                         e->off = SIZE_MAX;
@@ -554,11 +652,11 @@ int agent_parse_json(struct agent_parser *p, const uint8_t *data, size_t len)
         else if (at(&j, '['))
                 r = top_array(&j);
         else
-                r = syntax(&j, AGENT_PARSE_BAD_JSON, "'{' or '[' expected");
+                r = agent_json_syntax(&j, AGENT_PARSE_BAD_JSON, "'{' or '[' expected");
         if (r < 0)
                 return r;
         ws(&j);
         if (j.c != j.e)
-                return syntax(&j, AGENT_PARSE_BAD_JSON, "end of data expected");
+                return agent_json_syntax(&j, AGENT_PARSE_BAD_JSON, "end of data expected");
         return j.deferred;
 }

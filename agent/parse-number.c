@@ -12,15 +12,8 @@
 
 #include "parse-internal.h"
 
-#define FAST_MAX_DIGITS 19 /* significant digits that fit a uint64_t */
-#define FAST_MAX_POW10  22 /* largest exact power of ten in a double */
-#define FAST_MAX_MANT   (1ull << 53)
+#define FAST_MAX_DIGITS 19   /* significant digits that fit a uint64_t */
 #define SLOW_MAX_LEN    4096 /* longer literals are copied to the heap-free scratch */
-
-static const double pow10_exact[FAST_MAX_POW10 + 1] = {
-        1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-        1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
-};
 
 static bool fast_path(const char *s, size_t n, double *ret)
 {
@@ -36,7 +29,6 @@ static bool fast_path(const char *s, size_t n, double *ret)
         long e10 = 0;
         bool neg = false, in_frac = false;
         size_t i = 0;
-        double d;
 
         if (i < n && (s[i] == '-' || s[i] == '+'))
                 neg = s[i++] == '-';
@@ -71,22 +63,11 @@ static bool fast_path(const char *s, size_t n, double *ret)
                 }
                 e10 += xneg ? -x : x;
         }
-        if (w > FAST_MAX_MANT)
+        if (w == 0)
+                e10 = 0; /* zero whatever the exponent */
+        if (e10 < -AGENT_PARSE_POW10_MAX || e10 > AGENT_PARSE_POW10_MAX)
                 return false;
-        d = (double)w;
-        if (w == 0) {
-                /* zero whatever the exponent */
-        } else if (e10 < 0) {
-                if (e10 < -FAST_MAX_POW10)
-                        return false;
-                d /= pow10_exact[-e10];
-        } else if (e10 > 0) {
-                if (e10 > FAST_MAX_POW10)
-                        return false;
-                d *= pow10_exact[e10];
-        }
-        *ret = neg ? -d : d;
-        return true;
+        return agent_parse_decimal_fast(w, neg, (int)e10, ret);
 #endif
 }
 

@@ -3,6 +3,7 @@
  * their times (§7). */
 #include <errno.h>
 #include <math.h>
+#include <string.h>
 
 #include "parse-internal.h"
 
@@ -66,7 +67,7 @@ static const char *pv_type(const struct agent_pv *v)
         }
 }
 
-static int pv_time(struct agent_parser *p, const struct agent_pv *v, int64_t *ret)
+int agent_parse_time(struct agent_parser *p, const struct agent_pv *v, int64_t *ret)
 {
         switch (v->kind) {
         case AGENT_PV_NULL:
@@ -85,24 +86,6 @@ static int pv_time(struct agent_parser *p, const struct agent_pv *v, int64_t *re
 }
 
 /* ---- the object shapes of JSON and CBOR ---- */
-
-enum key_class { KEY_METRIC_NAME, KEY_TIME, KEY_SENSOR, KEY_METRIC, KEY_VALUE, KEY_TEXT };
-
-static enum key_class classify(const char *k, size_t n)
-{
-        if (agent_parse_key_is(k, n, "ts") || agent_parse_key_is(k, n, "time") ||
-            agent_parse_key_is(k, n, "timestamp"))
-                return KEY_TIME;
-        if (agent_parse_key_is(k, n, "sensor"))
-                return KEY_SENSOR;
-        if (agent_parse_key_is(k, n, "metric"))
-                return KEY_METRIC;
-        if (agent_parse_key_is(k, n, "value"))
-                return KEY_VALUE;
-        if (agent_parse_key_is(k, n, "text"))
-                return KEY_TEXT;
-        return KEY_METRIC_NAME;
-}
 
 static void at_entry(struct agent_parser *p, const struct agent_pentry *e)
 {
@@ -127,7 +110,7 @@ static int object_single(struct agent_parser *p, const struct agent_pentry *e, s
         bool null = true;
 
         for (size_t i = 0; i < n; i++) {
-                switch (classify(e[i].key, e[i].key_len)) {
+                switch ((enum agent_key_class)e[i].cls) {
                 case KEY_METRIC:
                         metric = &e[i];
                         break;
@@ -193,10 +176,13 @@ static int object_single(struct agent_parser *p, const struct agent_pentry *e, s
                 at_entry(p, metric);
         else
                 p->loc.key = NULL;
-        return agent_parse_stage(p, sensor, sensor_len, m, mlen, ts, v, null, t, tlen);
+        return agent_parse_stage(
+                p, sensor, sensor_len, m, mlen, ts, v, null, t, tlen,
+                (metric ? 0 : AGENT_STAGE_METRIC_OK) |
+                        (t && (text ? text->v.utf8 : value->v.utf8) ? AGENT_STAGE_TEXT_UTF8 : 0));
 }
 
-int agent_parse_object(struct agent_parser *p, const struct agent_pentry *e, size_t n)
+int agent_parse_object(struct agent_parser *p, struct agent_pentry *e, size_t n)
 {
         const struct agent_pentry *time = NULL, *sens = NULL;
         const char *sensor = NULL;
@@ -206,7 +192,8 @@ int agent_parse_object(struct agent_parser *p, const struct agent_pentry *e, siz
         int r;
 
         for (size_t i = 0; i < n; i++) {
-                switch (classify(e[i].key, e[i].key_len)) {
+                e[i].cls = (uint8_t)agent_parse_key_class(e[i].key, e[i].key_len);
+                switch ((enum agent_key_class)e[i].cls) {
                 case KEY_TIME:
                         if (time) {
                                 at_entry(p, &e[i]);
@@ -236,7 +223,7 @@ int agent_parse_object(struct agent_parser *p, const struct agent_pentry *e, siz
         }
         if (time) {
                 at_entry(p, time);
-                r = pv_time(p, &time->v, &ts);
+                r = agent_parse_time(p, &time->v, &ts);
                 if (r < 0)
                         return r;
         }
@@ -246,7 +233,7 @@ int agent_parse_object(struct agent_parser *p, const struct agent_pentry *e, siz
         /* a map of metrics: every other member is one reading */
         for (size_t i = 0; i < n; i++) {
                 const struct agent_pv *v = &e[i].v;
-                enum key_class c = classify(e[i].key, e[i].key_len);
+                enum agent_key_class c = (enum agent_key_class)e[i].cls;
                 double x = 0;
                 bool null = false;
                 const char *t = NULL;
@@ -268,7 +255,9 @@ int agent_parse_object(struct agent_parser *p, const struct agent_pentry *e, siz
                                                 pv_type(v));
                 }
                 r = agent_parse_stage(p, sensor, sensor_len, e[i].key, e[i].key_len, ts, x, null, t,
-                                      t ? v->len : 0);
+                                      t ? v->len : 0,
+                                      (e[i].clean ? AGENT_STAGE_METRIC_OK : 0) |
+                                              (t && v->utf8 ? AGENT_STAGE_TEXT_UTF8 : 0));
                 if (r < 0)
                         return r;
         }

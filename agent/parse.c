@@ -10,6 +10,7 @@
 
 #include "floe-alloc.h"
 #include "floe-batch.h"
+#include "bytes.h"
 #include "parse-internal.h"
 
 #define MAX_READINGS_LIMIT (1u << 20)
@@ -197,9 +198,9 @@ static int check_name(struct agent_parser *p, const char *s, size_t len, const c
         }
 }
 
-int agent_parse_stage(struct agent_parser *p, const char *sensor, size_t sensor_len,
-                      const char *metric, size_t metric_len, int64_t ts_us, double value,
-                      bool value_null, const char *text, size_t text_len)
+int agent_parse_stage_full(struct agent_parser *p, const char *sensor, size_t sensor_len,
+                           const char *metric, size_t metric_len, int64_t ts_us, double value,
+                           bool value_null, const char *text, size_t text_len, unsigned checked)
 {
         int r;
 
@@ -225,9 +226,12 @@ int agent_parse_stage(struct agent_parser *p, const char *sensor, size_t sensor_
                 p->last_sensor = sensor;
                 p->last_sensor_len = sensor_len;
         }
-        r = check_name(p, metric, metric_len, "metric");
-        if (r < 0)
-                return r;
+        if (!(checked & AGENT_STAGE_METRIC_OK) || metric_len == 0 ||
+            metric_len > p->o.max_name_len) {
+                r = check_name(p, metric, metric_len, "metric");
+                if (r < 0)
+                        return r;
+        }
         if (!value_null && !isfinite(value))
                 return agent_parse_fail(p, AGENT_PARSE_NON_FINITE, "value is not finite");
         if (text) {
@@ -235,7 +239,7 @@ int agent_parse_stage(struct agent_parser *p, const char *sensor, size_t sensor_
                         return agent_parse_fail(p, AGENT_PARSE_TEXT_TOO_LONG,
                                                 "text of %zu bytes, limit %" PRIu32, text_len,
                                                 p->o.max_text_len);
-                if (!floe_utf8_valid(text, text_len))
+                if (!(checked & AGENT_STAGE_TEXT_UTF8) && !floe_utf8_valid(text, text_len))
                         return agent_parse_fail(p, AGENT_PARSE_BAD_UTF8, "text is not UTF-8");
         }
         p->rd[p->n++] = (struct agent_reading){
@@ -338,19 +342,17 @@ int agent_parse_rfc3339(const char *s, size_t len, int64_t *ret_us)
 
 /* ---- duplicate keys ---- */
 
-static uint32_t hash_key(const char *s, size_t len)
-{
-        uint64_t h = 0xcbf29ce484222325ULL;
-
-        for (size_t i = 0; i < len; i++) {
-                h ^= (unsigned char)s[i];
-                h *= 0x100000001b3ULL;
-        }
-        return (uint32_t)(h ^ (h >> 32));
-}
-
 void agent_parse_dup_reset(struct agent_parser *p)
 {
+        /* an object hashed without a duplicate is the next one's reference */
+        if (p->dup_recording && !p->dup_seen) {
+                p->dup_ref_cur ^= 1;
+                p->dup_ref_ok = true;
+        }
+        p->dup_matching = p->dup_ref_ok;
+        p->dup_recording = false;
+        p->dup_seen = false;
+        p->dup_i = 0;
         p->dup_n = 0;
         if (++p->dup_cur == 0) {
                 memset(p->dup_gen, 0, sizeof(*p->dup_gen) * ((size_t)p->dup_mask + 1));
@@ -358,9 +360,9 @@ void agent_parse_dup_reset(struct agent_parser *p)
         }
 }
 
-bool agent_parse_dup_add(struct agent_parser *p, const char *key, size_t len)
+static bool dup_hash_add(struct agent_parser *p, const char *key, size_t len)
 {
-        uint32_t i = hash_key(key, len) & p->dup_mask;
+        uint32_t i = agent_bytes_hash(key, len) & p->dup_mask;
 
         /* callers bound the keys per object below half the table; beyond, no detection */
         if (p->dup_n > p->dup_mask / 2)
@@ -374,6 +376,56 @@ bool agent_parse_dup_add(struct agent_parser *p, const char *key, size_t len)
         p->dup_key[i] = key;
         p->dup_len[i] = len;
         p->dup_n++;
+        return false;
+}
+
+static void dup_record(struct agent_parser *p, const char *key, size_t len)
+{
+        struct agent_parse_keys *k = &p->dup_ref[p->dup_ref_cur ^ 1];
+
+        if (!p->dup_recording)
+                return;
+        if (k->n == AGENT_PARSE_REF_KEYS || len > 255 || len > AGENT_PARSE_REF_BYTES - k->used) {
+                p->dup_recording = false;
+                return;
+        }
+        memcpy(k->bytes + k->used, key, len);
+        k->off[k->n] = (uint16_t)k->used;
+        k->len[k->n++] = (uint8_t)len;
+        k->used += (uint32_t)len;
+}
+
+bool agent_parse_dup_add(struct agent_parser *p, const char *key, size_t len)
+{
+        const struct agent_parse_keys *ref = &p->dup_ref[p->dup_ref_cur];
+        uint32_t i = p->dup_i++;
+
+        if (p->dup_matching) {
+                if (i < ref->n && ref->len[i] == len &&
+                    agent_bytes_eq(ref->bytes + ref->off[i], key, len))
+                        return false;
+                /* another shape: the keys so far are the reference's first i,
+                 * distinct; from here on they are hashed */
+                p->dup_matching = false;
+                p->dup_recording = true;
+                p->dup_ref[p->dup_ref_cur ^ 1].n = 0;
+                p->dup_ref[p->dup_ref_cur ^ 1].used = 0;
+                for (uint32_t k = 0; k < i; k++) {
+                        const char *b = ref->bytes + ref->off[k];
+
+                        dup_hash_add(p, b, ref->len[k]);
+                        dup_record(p, b, ref->len[k]);
+                }
+        } else if (i == 0) {
+                p->dup_recording = true;
+                p->dup_ref[p->dup_ref_cur ^ 1].n = 0;
+                p->dup_ref[p->dup_ref_cur ^ 1].used = 0;
+        }
+        if (dup_hash_add(p, key, len)) {
+                p->dup_seen = true;
+                return true;
+        }
+        dup_record(p, key, len);
         return false;
 }
 
@@ -475,16 +527,12 @@ static enum agent_parse_format detect(const uint8_t *data, size_t len)
         return AGENT_PARSE_FORMAT_LINE;
 }
 
-int agent_parse_payload(struct agent_parser *p, const char *topic, const uint8_t *data, size_t len,
-                        agent_reading_fn fn, void *userdata, struct agent_parse_error *err)
+/* Parses into p->rd[0..p->n); 0 or the negative errno of a rejection. */
+static int parse_all(struct agent_parser *p, const char *topic, const uint8_t *data, size_t len,
+                     struct agent_parse_error *err)
 {
-        struct agent_parse_error scratch;
         int r;
 
-        if (!p || !fn || (!data && len))
-                return -EINVAL;
-        if (!err)
-                err = &scratch;
         *err = (struct agent_parse_error){.reason = AGENT_PARSE_OK};
         p->err = err;
         p->loc = (struct agent_parse_loc){.byte = SIZE_MAX};
@@ -524,21 +572,55 @@ int agent_parse_payload(struct agent_parser *p, const char *topic, const uint8_t
         default:
                 return agent_parse_fail(p, AGENT_PARSE_EMPTY, "payload of only whitespace");
         }
-        if (r < 0) {
+        if (r < 0)
                 p->n = 0;
+        return r;
+}
+
+static int callback_failed(struct agent_parser *p, int r, uint32_t emitted)
+{
+        p->loc = (struct agent_parse_loc){.byte = SIZE_MAX};
+        agent_parse_fail(p, AGENT_PARSE_CALLBACK,
+                         "callback failed (errno %d) on reading %" PRIu32 " of %" PRIu32, -r,
+                         emitted + 1, p->n);
+        p->err->emitted = emitted;
+        return r;
+}
+
+int agent_parse_payload(struct agent_parser *p, const char *topic, const uint8_t *data, size_t len,
+                        agent_reading_fn fn, void *userdata, struct agent_parse_error *err)
+{
+        struct agent_parse_error scratch;
+        int r;
+
+        if (!p || !fn || (!data && len))
+                return -EINVAL;
+        r = parse_all(p, topic, data, len, err ? err : &scratch);
+        if (r < 0)
                 return r;
-        }
         for (uint32_t i = 0; i < p->n; i++) {
                 r = fn(userdata, &p->rd[i]);
-                if (r < 0) {
-                        p->loc = (struct agent_parse_loc){.byte = SIZE_MAX};
-                        agent_parse_fail(p, AGENT_PARSE_CALLBACK,
-                                         "callback failed (errno %d) on reading %" PRIu32
-                                         " of %" PRIu32,
-                                         -r, i + 1, p->n);
-                        err->emitted = i;
-                        return r;
-                }
+                if (r < 0)
+                        return callback_failed(p, r, i);
         }
+        return (int)p->n;
+}
+
+int agent_parse_payload_many(struct agent_parser *p, const char *topic, const uint8_t *data,
+                             size_t len, agent_readings_fn fn, void *userdata,
+                             struct agent_parse_error *err)
+{
+        struct agent_parse_error scratch;
+        size_t taken = 0;
+        int r;
+
+        if (!p || !fn || (!data && len))
+                return -EINVAL;
+        r = parse_all(p, topic, data, len, err ? err : &scratch);
+        if (r < 0)
+                return r;
+        r = p->n ? fn(userdata, p->rd, p->n, &taken) : 0;
+        if (r < 0)
+                return callback_failed(p, r, taken < p->n ? (uint32_t)taken : p->n);
         return (int)p->n;
 }

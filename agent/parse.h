@@ -93,3 +93,13 @@ struct agent_parser *agent_parser_free(struct agent_parser *p);
  */
 int agent_parse_payload(struct agent_parser *p, const char *topic, const uint8_t *data, size_t len,
                         agent_reading_fn fn, void *userdata, struct agent_parse_error *err);
+
+/* The same, handing every reading of the payload to fn in one call (the
+ * pipeline writes readings of one sensor as one ring record). fn returns 0
+ * once it took all n, else a negative errno with *ret_taken the readings it
+ * took first; that errno is returned as above, err->emitted = *ret_taken. */
+typedef int (*agent_readings_fn)(void *userdata, const struct agent_reading *r, size_t n,
+                                 size_t *ret_taken);
+int agent_parse_payload_many(struct agent_parser *p, const char *topic, const uint8_t *data,
+                             size_t len, agent_readings_fn fn, void *userdata,
+                             struct agent_parse_error *err);

@@ -63,6 +63,13 @@ struct agent_pipeline *agent_pipeline_free(struct agent_pipeline *p);
  * ring is full (counted). ts_us AGENT_TS_NONE is replaced by now_us. */
 int agent_pipeline_accept(struct agent_pipeline *p, const struct agent_reading *r, int64_t now_us);
 
+/* The readings of one payload: readings of one sensor in a row go into one
+ * ring record (docs/ring.md §3). 0 once all are in the ring; else the error
+ * of the first one refused, with *ret_accepted (may be NULL) the readings
+ * accepted before it, in order. */
+int agent_pipeline_accept_many(struct agent_pipeline *p, const struct agent_reading *r, size_t n,
+                               int64_t now_us, size_t *ret_accepted);
+
 /* Timer work: close the event batch when old enough, close due windows. */
 int agent_pipeline_tick(struct agent_pipeline *p, int64_t now_us, uint64_t mono_us);
 

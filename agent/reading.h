@@ -23,6 +23,11 @@ struct agent_reading {
         bool value_null;
         const char *text; /* NULL: no text */
         size_t text_len;
+        /* 0, or 1 + k when the value was read from a decimal literal with exactly
+         * k fraction digits (trailing zeros aside) and at most 15 significant
+         * digits: then k is its smallest scale in the wire format (docs/wire-format.md
+         * §7), and the encoder need not search for it */
+        uint8_t decimals;
 };
 
 /* Returns 0 to go on, or a negative errno to stop (e.g. -ENOSPC: ring full). */

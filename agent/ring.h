@@ -4,9 +4,10 @@
 /*
  * The agent's ring: a fixed-size file mapped MAP_SHARED that holds every
  * accepted reading until it is in the outbox (events) and its window is
- * shipped (aggregates). A reading is accepted once agent_ring_append()
- * returned: from then on kill -9 cannot lose it (the page cache keeps the
- * mapping's stores); power loss is covered by the sync policy.
+ * shipped (aggregates). A reading is accepted once agent_ring_append() (or
+ * agent_ring_append_group(), for the readings of one sensor that arrived
+ * together) returned: from then on kill -9 cannot lose it (the page cache
+ * keeps the mapping's stores); power loss is covered by the sync policy.
  *
  * docs/ring.md is normative for the file format, the positions and cursors,
  * the order of stores and what recovery does. Not thread-safe: one event
@@ -24,6 +25,7 @@
 #define AGENT_RING_SIZE_MAX     (1ULL << 40)
 #define AGENT_RING_NAME_MAX     255   /* bytes of a sensor or metric name */
 #define AGENT_RING_TEXT_MAX     65535 /* bytes of a text value */
+#define AGENT_RING_GROUP_MAX    1024  /* readings in one record */
 
 /* Record flags. NULL and TEXT follow the reading; the caller sets the rest. */
 #define AGENT_RING_F_NULL           0x01 /* value is null */
@@ -45,11 +47,12 @@ struct agent_ring;
 struct agent_ring_recovery {
         bool created;             /* there was no file: a new, empty ring */
         bool resized;             /* an empty ring of another size was replaced */
-        uint64_t records;         /* valid records from the older cursor to the head */
+        uint64_t records;         /* readings in valid records from the older cursor to the head */
         uint64_t bytes;           /* bytes from the older cursor to the head */
         uint64_t torn_bytes;      /* past the last valid record up to the stored head: dropped */
-        uint64_t rolled_forward;  /* valid records found past the stored head: kept */
+        uint64_t rolled_forward;  /* readings in valid records past the stored head: kept */
         uint32_t cursors_clamped; /* cursors that pointed past the recovered head */
+        bool migrated;            /* a ring of an older format was converted first */
 };
 
 struct agent_ring_stats {
@@ -67,20 +70,29 @@ struct agent_ring_stats {
         uint64_t sync_errors;
 };
 
-/* One record read back. Strings point into the mapping: valid until the
- * cursors move past the record and the space is reused. */
+/* One reading read back. A record holds one or more readings (of one
+ * sensor, appended at one arrival time): they share pos and next. Strings
+ * point into the mapping: valid until the cursors move past the record and
+ * the space is reused. */
 struct agent_ring_entry {
         struct agent_reading rd;
         uint8_t flags;
         int64_t arrival_us; /* the agent's clock when it appended the record */
-        uint64_t seq;       /* record sequence number, +1 per record */
+        uint64_t seq;       /* reading sequence number, +1 per reading */
         uint64_t pos;       /* position of the record */
         uint64_t next;      /* position after it: the cursor value that consumes it */
+        uint32_t index;     /* of the reading in its record, from 0 */
+        uint32_t entries;   /* readings in the record: the last has index entries - 1 */
+        uint32_t length;    /* bytes of the record: a bound on its names and texts */
 };
 
 struct agent_ring_iter {
         struct agent_ring *ring;
-        uint64_t pos;
+        uint64_t pos;  /* the record being read, or the next one */
+        uint64_t next; /* after the record being read */
+        uint32_t off;  /* of the next reading in the record; 0: at the record's start */
+        uint32_t index, entries;
+        int64_t ts;
         int error; /* from agent_ring_iter_init(), returned by every _next() */
 };
 
@@ -106,8 +118,9 @@ struct agent_ring *agent_ring_close(struct agent_ring *r);
 int agent_ring_move_aside(const char *path, int64_t now_us, char *ret_path, size_t ret_size);
 
 /*
- * Append one reading (ts set, not AGENT_TS_NONE). flags: AGENT_RING_F_CALLER
- * bits only. ret_pos (may be NULL) gets the record's position.
+ * Append one reading (ts set, not AGENT_TS_NONE) as a record of its own.
+ * flags: AGENT_RING_F_CALLER bits only. ret_pos (may be NULL) gets the
+ * record's position.
  * -ENOSPC ring full (counted; the caller counts a drop), -EINVAL empty name,
  * ts missing or unknown flags, -ENAMETOOLONG name over 255 bytes, -EMSGSIZE
  * text over 65535 bytes or a record larger than the ring, -EDOM non-finite
@@ -115,6 +128,15 @@ int agent_ring_move_aside(const char *path, int64_t now_us, char *ret_path, size
  */
 int agent_ring_append(struct agent_ring *r, const struct agent_reading *rd, uint8_t flags,
                       int64_t arrival_us, uint64_t *ret_pos);
+
+/*
+ * Append n readings (1..AGENT_RING_GROUP_MAX) of one sensor that arrived
+ * together as one record (docs/ring.md §3): all or none. flags (NULL: all
+ * 0) per reading. The errors of agent_ring_append(); -EINVAL also when the
+ * sensors differ.
+ */
+int agent_ring_append_group(struct agent_ring *r, const struct agent_reading *rd,
+                            const uint8_t *flags, size_t n, int64_t arrival_us, uint64_t *ret_pos);
 
 /* Iterate from a position between the older cursor and the head (a cursor,
  * the head, or an entry's pos or next). -EINVAL when out of range. */

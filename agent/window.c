@@ -8,19 +8,19 @@
 
 #include "floe-alloc.h"
 #include "ring.h"
+#include "series.h"
 
 #define NIL            UINT32_MAX
 #define US_PER_S       1000000LL
 #define MAX_SERIES     (1u << 24)
 #define MAX_WINDOWS    (1u << 26)
 #define MAX_DURATION   (1LL << 40) /* grace and max_future: ~12 days */
-#define COMPACT_SHARE  8           /* rebuild when 1/8 of the series are idle */
 #define MAX_NAME_BYTES UINT32_MAX
 
 /* One series' aggregate over one window. */
 struct cell {
         int64_t k;          /* window index: start = k * L */
-        uint32_t series;    /* index into series[] */
+        uint32_t series;    /* id in the series registry */
         uint32_t next;      /* next cell of the series, or of the free list */
         uint32_t slot_next; /* next cell of the same window start */
         uint32_t slot;      /* index into slots[] */
@@ -29,15 +29,6 @@ struct cell {
         double sum, comp; /* Neumaier: sum + comp is the total */
         double min, max, first, last;
         int64_t first_ts, last_ts;
-};
-
-struct series {
-        uint32_t name_off; /* sensor then metric bytes in names[] */
-        uint8_t sensor_len;
-        uint8_t metric_len;
-        uint16_t ncells;
-        uint32_t hash;
-        uint32_t cells;
 };
 
 /* All open cells of one window start: windows are aligned for every series. */
@@ -51,14 +42,9 @@ struct slot {
 struct agent_window {
         struct agent_window_opts o;
         int64_t wm;
-        struct series *series;
-        uint32_t nseries, idle;
-        uint32_t hint; /* the series found last: readings repeat their order */
+        struct agent_series_reg *reg;
+        uint32_t last;                              /* the series found last */
         int64_t cached_k, cached_start, cached_end; /* the window of the last reading */
-        uint32_t *table;                            /* open addressing: series index + 1, 0 empty */
-        uint32_t tmask;
-        char *names;
-        uint64_t names_used;
         struct cell *cells;
         uint32_t cells_hw; /* cells below were handed out at least once */
         uint32_t free_cells;
@@ -143,7 +129,7 @@ void agent_window_opts_default(struct agent_window_opts *ret)
 int agent_window_new(const struct agent_window_opts *o, struct agent_window **ret)
 {
         struct agent_window *w;
-        uint64_t tsize = 1, nslots;
+        uint64_t nslots;
 
         if (o->window_us < US_PER_S || o->window_us % US_PER_S ||
             o->window_us / US_PER_S > UINT32_MAX || o->grace_us < 0 || o->grace_us > MAX_DURATION ||
@@ -151,8 +137,6 @@ int agent_window_new(const struct agent_window_opts *o, struct agent_window **re
             o->max_series > MAX_SERIES || o->max_windows == 0 || o->max_windows > MAX_WINDOWS ||
             o->name_bytes < 2 || o->name_bytes > MAX_NAME_BYTES)
                 return -EINVAL;
-        while (tsize < 2ULL * o->max_series)
-                tsize <<= 1;
         /* window starts that can be open at once: grace behind, max_future
          * ahead, the current one and slack for a late close_due() */
         nslots = (uint64_t)((o->grace_us + o->max_future_us) / o->window_us) + 4;
@@ -164,16 +148,14 @@ int agent_window_new(const struct agent_window_opts *o, struct agent_window **re
                 return -ENOMEM;
         w->o = *o;
         w->wm = INT64_MIN;
-        w->tmask = (uint32_t)(tsize - 1);
+        w->last = AGENT_SERIES_NONE;
         w->nslots = (uint32_t)nslots;
         w->free_cells = NIL;
-        w->series = floe_calloc(o->max_series, sizeof(*w->series));
-        w->table = floe_calloc(tsize, sizeof(*w->table));
-        w->names = floe_malloc(o->name_bytes);
         w->cells = floe_calloc(o->max_windows, sizeof(*w->cells));
         w->slots = floe_calloc(nslots, sizeof(*w->slots));
         w->order = floe_calloc(o->max_windows, sizeof(*w->order));
-        if (!w->series || !w->table || !w->names || !w->cells || !w->slots || !w->order) {
+        if (agent_series_new(o->max_series, o->name_bytes, &w->reg) < 0 || !w->cells || !w->slots ||
+            !w->order) {
                 agent_window_free(w);
                 return -ENOMEM;
         }
@@ -185,9 +167,7 @@ struct agent_window *agent_window_free(struct agent_window *w)
 {
         if (!w)
                 return NULL;
-        floe_free(w->series);
-        floe_free(w->table);
-        floe_free(w->names);
+        agent_series_free(w->reg);
         floe_free(w->cells);
         floe_free(w->slots);
         floe_free(w->order);
@@ -206,110 +186,35 @@ bool agent_window_ts_plausible(const struct agent_window *w, int64_t ts_us, int6
 
 /* ---- series ---- */
 
-static uint32_t series_hash(const struct agent_reading *rd)
+struct agent_series_reg *agent_window_series(struct agent_window *w)
 {
-        uint64_t h = 0xcbf29ce484222325ULL;
-
-        for (size_t i = 0; i < rd->sensor_len; i++)
-                h = (h ^ (uint8_t)rd->sensor[i]) * 0x100000001b3ULL;
-        h = (h ^ 0x1ff) * 0x100000001b3ULL; /* no byte value: "ab"+"c" != "a"+"bc" */
-        for (size_t i = 0; i < rd->metric_len; i++)
-                h = (h ^ (uint8_t)rd->metric[i]) * 0x100000001b3ULL;
-        return (uint32_t)(h ^ (h >> 32));
+        return w->reg;
 }
 
-static void table_insert(struct agent_window *w, uint32_t idx)
+int agent_window_series_compact(struct agent_window *w)
 {
-        uint32_t i = w->series[idx].hash & w->tmask;
+        int r = agent_series_evict_idle(w->reg);
 
-        while (w->table[i])
-                i = (i + 1) & w->tmask;
-        w->table[i] = idx + 1;
+        if (r == 0)
+                w->st.compactions++;
+        return r;
 }
 
-/* Drop series without open windows; names and indices move down in order. */
-static void compact(struct agent_window *w)
-{
-        uint32_t n = 0;
-        uint64_t used = 0;
-
-        w->hint = 0;
-        for (uint32_t i = 0; i < w->nseries; i++) {
-                struct series s = w->series[i];
-                uint32_t len = (uint32_t)s.sensor_len + s.metric_len;
-
-                if (!s.ncells)
-                        continue;
-                memmove(w->names + used, w->names + s.name_off, len);
-                s.name_off = (uint32_t)used;
-                used += len;
-                for (uint32_t c = s.cells; c != NIL; c = w->cells[c].next)
-                        w->cells[c].series = n;
-                w->series[n++] = s;
-        }
-        w->nseries = n;
-        w->names_used = used;
-        w->idle = 0;
-        memset(w->table, 0, ((size_t)w->tmask + 1) * sizeof(*w->table));
-        for (uint32_t i = 0; i < n; i++)
-                table_insert(w, i);
-        w->st.compactions++;
-}
-
+/* The series of a reading, making room among idle series if the registry is full. */
 static uint32_t series_get(struct agent_window *w, const struct agent_reading *rd)
 {
-        uint32_t h = series_hash(rd), i = h & w->tmask, idx;
-        uint64_t len = rd->sensor_len + rd->metric_len;
-        struct series *s;
+        uint32_t id;
+        int r;
 
-        /* Series are numbered in arrival order and sensors report in a
-         * steady order: the one after the last hit is the likely match, and
-         * it sits next to it in memory, unlike a hash table slot. */
-        for (uint32_t g = w->hint + 1, tries = 0; tries < 2; g = w->hint, tries++) {
-                if (g >= w->nseries)
-                        continue;
-                s = &w->series[g];
-                if (s->hash == h && s->sensor_len == rd->sensor_len &&
-                    s->metric_len == rd->metric_len &&
-                    memcmp(w->names + s->name_off, rd->sensor, rd->sensor_len) == 0 &&
-                    memcmp(w->names + s->name_off + rd->sensor_len, rd->metric, rd->metric_len) ==
-                            0) {
-                        w->hint = g;
-                        return g;
-                }
-        }
-        for (; w->table[i]; i = (i + 1) & w->tmask) {
-                s = &w->series[w->table[i] - 1];
-                if (s->hash == h && s->sensor_len == rd->sensor_len &&
-                    s->metric_len == rd->metric_len &&
-                    memcmp(w->names + s->name_off, rd->sensor, rd->sensor_len) == 0 &&
-                    memcmp(w->names + s->name_off + rd->sensor_len, rd->metric, rd->metric_len) ==
-                            0) {
-                        w->hint = w->table[i] - 1;
-                        return w->hint;
-                }
-        }
-        if (w->nseries == w->o.max_series || w->names_used + len > w->o.name_bytes) {
-                if (w->idle == 0 || (uint64_t)w->idle * COMPACT_SHARE < w->nseries)
-                        return NIL;
-                compact(w);
-                if (w->nseries == w->o.max_series || w->names_used + len > w->o.name_bytes)
-                        return NIL;
-        }
-        idx = w->nseries++;
-        s = &w->series[idx];
-        *s = (struct series){.name_off = (uint32_t)w->names_used,
-                             .sensor_len = (uint8_t)rd->sensor_len,
-                             .metric_len = (uint8_t)rd->metric_len,
-                             .hash = h,
-                             .cells = NIL};
-        memcpy(w->names + w->names_used, rd->sensor, rd->sensor_len);
-        memcpy(w->names + w->names_used + rd->sensor_len, rd->metric, rd->metric_len);
-        w->names_used += len;
-        w->idle++;
-        table_insert(w, idx);
-        w->hint = idx;
-        return idx;
+        r = agent_series_get(w->reg, rd->sensor, rd->sensor_len, rd->metric, rd->metric_len,
+                             w->last, &id);
+        if (r == -ENOSPC && agent_window_series_compact(w) == 0)
+                r = agent_series_get(w->reg, rd->sensor, rd->sensor_len, rd->metric, rd->metric_len,
+                                     AGENT_SERIES_NONE, &id);
+        if (r < 0)
+                return NIL;
+        w->last = id;
+        return id;
 }
 
 /* ---- cells and slots ---- */
@@ -335,7 +240,7 @@ static struct slot *slot_get(struct agent_window *w, int64_t k, bool create)
 
 static uint32_t cell_get(struct agent_window *w, uint32_t si, int64_t k, uint64_t pos)
 {
-        struct series *s = &w->series[si];
+        struct agent_series *s = &w->reg->series[si];
         struct slot *sl;
         struct cell *c;
         uint32_t ci;
@@ -364,8 +269,7 @@ static uint32_t cell_get(struct agent_window *w, uint32_t si, int64_t k, uint64_
                            .first_ts = INT64_MAX,
                            .last_ts = INT64_MIN};
         s->cells = ci;
-        if (s->ncells++ == 0)
-                w->idle--;
+        agent_series_cell_added(w->reg, si);
         sl->cells = ci;
         sl->n++;
         w->open++;
@@ -375,14 +279,13 @@ static uint32_t cell_get(struct agent_window *w, uint32_t si, int64_t k, uint64_
 /* Back to the free list; the caller fixes the slot's list. */
 static void cell_release(struct agent_window *w, uint32_t ci)
 {
-        struct series *s = &w->series[w->cells[ci].series];
-        uint32_t *p = &s->cells;
+        uint32_t si = w->cells[ci].series;
+        uint32_t *p = &w->reg->series[si].cells;
 
         while (*p != ci)
                 p = &w->cells[*p].next;
         *p = w->cells[ci].next;
-        if (--s->ncells == 0)
-                w->idle++;
+        agent_series_cell_removed(w->reg, si);
         w->cells[ci].next = w->free_cells;
         w->free_cells = ci;
         w->open--;
@@ -420,39 +323,51 @@ static void cell_add(struct cell *c, double v, int64_t ts)
 int agent_window_add(struct agent_window *w, const struct agent_reading *rd, uint8_t flags,
                      uint64_t pos, int64_t arrival_us)
 {
-        bool null = rd->value_null;
-        int64_t k, end;
-        uint32_t si, ci;
-        struct slot *sl;
-
         if (!rd->sensor_len || !rd->metric_len || rd->sensor_len > AGENT_RING_NAME_MAX ||
             rd->metric_len > AGENT_RING_NAME_MAX || rd->ts_us == AGENT_TS_NONE)
                 return -EINVAL;
+        return agent_window_add_series(w, AGENT_WINDOW_SERIES_LOOKUP, rd, flags, pos, arrival_us);
+}
+
+/* Where a reading goes: its window k, or why none (an agent_window_result). */
+static int classify(struct agent_window *w, int64_t ts, uint8_t flags, int64_t arrival_us,
+                    int64_t *ret_k)
+{
+        int64_t k, end;
+
         if ((flags & AGENT_RING_F_TS_IMPLAUSIBLE) ||
-            !agent_window_ts_plausible(w, rd->ts_us, arrival_us)) {
-                w->st.implausible++;
+            (!(flags & AGENT_WINDOW_F_PLAUSIBLE) && !agent_window_ts_plausible(w, ts, arrival_us)))
                 return AGENT_WINDOW_IMPLAUSIBLE;
-        }
         /* most readings fall in the window of the one before: no division */
-        if (rd->ts_us >= w->cached_start && rd->ts_us < w->cached_end) {
+        if (ts >= w->cached_start && ts < w->cached_end) {
                 k = w->cached_k;
                 end = w->cached_end;
         } else {
-                k = floor_div(rd->ts_us, w->o.window_us);
+                k = floor_div(ts, w->o.window_us);
                 end = k_end(w, k);
                 w->cached_k = k;
                 w->cached_start = k_start(w, k);
                 w->cached_end = end;
         }
-        if (end <= w->wm || sat_add(end, w->o.grace_us) <= arrival_us) {
-                w->st.late++;
+        if (end <= w->wm || sat_add(end, w->o.grace_us) <= arrival_us)
                 return AGENT_WINDOW_LATE;
-        }
+        *ret_k = k;
+        return AGENT_WINDOW_ADDED;
+}
+
+static inline __attribute__((always_inline)) int add_one(struct agent_window *w, uint32_t si,
+                                                         const struct agent_reading *rd, int64_t k,
+                                                         uint64_t pos)
+{
+        bool null = rd->value_null;
+        struct cell *c;
+        struct slot *sl;
+        uint32_t ci;
+
         if (!null && !isfinite(rd->value)) {
                 w->st.nonfinite++;
                 null = true;
         }
-        si = series_get(w, rd);
         if (si == NIL) {
                 w->st.dropped_series++;
                 return AGENT_WINDOW_DROPPED;
@@ -462,15 +377,62 @@ int agent_window_add(struct agent_window *w, const struct agent_reading *rd, uin
                 w->st.dropped_windows++;
                 return AGENT_WINDOW_DROPPED;
         }
+        c = &w->cells[ci];
         if (!null)
-                cell_add(&w->cells[ci], rd->value, rd->ts_us);
-        if (pos < w->cells[ci].min_pos)
-                w->cells[ci].min_pos = pos;
-        sl = &w->slots[w->cells[ci].slot];
+                cell_add(c, rd->value, rd->ts_us);
+        if (pos < c->min_pos)
+                c->min_pos = pos;
+        sl = &w->slots[c->slot];
         if (pos < sl->min_pos)
                 sl->min_pos = pos;
         w->st.added++;
         return AGENT_WINDOW_ADDED;
+}
+
+static void count(struct agent_window *w, int verdict)
+{
+        if (verdict == AGENT_WINDOW_IMPLAUSIBLE)
+                w->st.implausible++;
+        else
+                w->st.late++;
+}
+
+int agent_window_add_series(struct agent_window *w, uint32_t si, const struct agent_reading *rd,
+                            uint8_t flags, uint64_t pos, int64_t arrival_us)
+{
+        int64_t k = 0;
+        int v;
+
+        if (rd->ts_us == AGENT_TS_NONE)
+                return -EINVAL;
+        v = classify(w, rd->ts_us, flags, arrival_us, &k);
+        if (v != AGENT_WINDOW_ADDED) {
+                count(w, v);
+                return v;
+        }
+        if (si == AGENT_WINDOW_SERIES_LOOKUP)
+                si = series_get(w, rd);
+        return add_one(w, si, rd, k, pos);
+}
+
+void agent_window_add_group(struct agent_window *w, const uint32_t *series,
+                            const struct agent_reading *rd, const uint8_t *flags, size_t n,
+                            uint64_t pos, int64_t arrival_us)
+{
+        int64_t k = 0;
+        int v = -EINVAL;
+
+        for (size_t i = 0; i < n; i++) {
+                /* readings of a record mostly share their time */
+                if (i == 0 || rd[i].ts_us != rd[i - 1].ts_us || flags[i] != flags[i - 1])
+                        v = rd[i].ts_us == AGENT_TS_NONE
+                                    ? -EINVAL
+                                    : classify(w, rd[i].ts_us, flags[i], arrival_us, &k);
+                if (v == AGENT_WINDOW_ADDED)
+                        add_one(w, series[i], &rd[i], k, pos);
+                else if (v != -EINVAL)
+                        count(w, v);
+        }
 }
 
 /* ---- closing ---- */
@@ -485,14 +447,22 @@ static int cmp_names(const char *a, size_t al, const char *b, size_t bl)
 static int cmp_cells(const void *a, const void *b, void *userdata)
 {
         const struct agent_window *w = userdata;
-        const struct series *x = &w->series[w->cells[*(const uint32_t *)a].series];
-        const struct series *y = &w->series[w->cells[*(const uint32_t *)b].series];
-        int c = cmp_names(w->names + x->name_off, x->sensor_len, w->names + y->name_off,
-                          y->sensor_len);
+        uint32_t x = w->cells[*(const uint32_t *)a].series,
+                 y = w->cells[*(const uint32_t *)b].series;
+        const char *xs, *ys;
+        size_t xl, yl;
+        int c;
 
-        return c ? c
-                 : cmp_names(w->names + x->name_off + x->sensor_len, x->metric_len,
-                             w->names + y->name_off + y->sensor_len, y->metric_len);
+        if (w->reg->series[x].sensor != w->reg->series[y].sensor) {
+                xs = agent_series_sensor(w->reg, x, &xl);
+                ys = agent_series_sensor(w->reg, y, &yl);
+                c = cmp_names(xs, xl, ys, yl);
+                if (c)
+                        return c;
+        }
+        xs = agent_series_metric(w->reg, x, &xl);
+        ys = agent_series_metric(w->reg, y, &yl);
+        return cmp_names(xs, xl, ys, yl);
 }
 
 static void cell_row(const struct agent_window *w, const struct cell *c, struct floe_agg_row *row)
@@ -532,13 +502,15 @@ static int slot_close(struct agent_window *w, struct slot *sl, agent_window_emit
                 qsort_r(w->order, n, sizeof(*w->order), cmp_cells, w);
         for (i = 0; i < n; i++) {
                 const struct cell *c = &w->cells[w->order[i]];
-                const struct series *s = &w->series[c->series];
                 struct floe_agg_row row;
+                const char *sensor, *metric;
+                size_t slen, mlen;
 
                 if (fn) {
                         cell_row(w, c, &row);
-                        r = fn(userdata, w->names + s->name_off, s->sensor_len,
-                               w->names + s->name_off + s->sensor_len, s->metric_len, &row);
+                        sensor = agent_series_sensor(w->reg, c->series, &slen);
+                        metric = agent_series_metric(w->reg, c->series, &mlen);
+                        r = fn(userdata, sensor, slen, metric, mlen, &row);
                         if (r < 0)
                                 break;
                         w->st.emitted++;
@@ -652,6 +624,6 @@ int agent_window_oldest_pos(const struct agent_window *w, uint64_t *ret_pos)
 void agent_window_stats(const struct agent_window *w, struct agent_window_stats *ret)
 {
         *ret = w->st;
-        ret->series = w->nseries;
+        ret->series = w->reg->live;
         ret->open_windows = w->open;
 }

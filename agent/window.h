@@ -87,6 +87,29 @@ bool agent_window_ts_plausible(const struct agent_window *w, int64_t ts_us, int6
 int agent_window_add(struct agent_window *w, const struct agent_reading *rd, uint8_t flags,
                      uint64_t pos, int64_t arrival_us);
 
+/* Not a ring flag: the caller found agent_window_ts_plausible(ts, arrival) true. */
+#define AGENT_WINDOW_F_PLAUSIBLE 0x80
+
+/* The same for a reading whose series the caller looked up in
+ * agent_window_series(): AGENT_SERIES_NONE counts it dropped (the registry
+ * was full), AGENT_WINDOW_SERIES_LOOKUP looks it up by name. */
+#define AGENT_WINDOW_SERIES_LOOKUP (UINT32_MAX - 1)
+int agent_window_add_series(struct agent_window *w, uint32_t series, const struct agent_reading *rd,
+                            uint8_t flags, uint64_t pos, int64_t arrival_us);
+
+/* The n readings of one ring record (position pos, arrival arrival_us), each
+ * with its series as in agent_window_add_series() and its flags. */
+void agent_window_add_group(struct agent_window *w, const uint32_t *series,
+                            const struct agent_reading *rd, const uint8_t *flags, size_t n,
+                            uint64_t pos, int64_t arrival_us);
+
+/* The series registry of the windows (agent/series.h), shared with the
+ * pipeline so that a reading is looked up once. */
+struct agent_series_reg *agent_window_series(struct agent_window *w);
+/* The registry is full: free the idle series (counted in compactions), or
+ * -ENOSPC when fewer than 1/8 are idle. */
+int agent_window_series_compact(struct agent_window *w);
+
 /* Emit every window whose end + grace <= now, ordered by window start and
  * then by sensor and metric (bytewise), and advance the watermark past
  * them. 0, or the callback's error. */

@@ -323,6 +323,7 @@ struct floe_batch *floe_batch_free(struct floe_batch *b)
         floe_free(b->value);
         floe_free(b->value_null);
         floe_free(b->text);
+        floe_free(b->decimals);
         floe_free(b->window_s);
         floe_free(b->count);
         for (int c = 0; c < FLOE_AGG_NCOLS; c++) {
@@ -353,6 +354,8 @@ static int rows_alloc(struct floe_batch *b, uint32_t n)
                 r = r ?: grow((void **)&b->value, n, sizeof(double));
                 r = r ?: grow((void **)&b->value_null, n, sizeof(uint8_t));
                 r = r ?: grow((void **)&b->text, n, sizeof(uint32_t));
+                if (b->decimals)
+                        r = r ?: grow((void **)&b->decimals, n, sizeof(uint8_t));
         } else {
                 r = r ?: grow((void **)&b->window_s, n, sizeof(uint32_t));
                 r = r ?: grow((void **)&b->count, n, sizeof(uint64_t));
@@ -413,6 +416,7 @@ static int series_reserve(struct floe_batch *b, uint32_t n)
         floe_free(b->series_slots);
         b->series_slots = slots;
         b->series_nslots = ns;
+        b->series_indexed = b->nseries;
         return 0;
 }
 
@@ -446,11 +450,13 @@ void floe_batch_set_kind(struct floe_batch *b, enum floe_batch_kind kind)
         floe_free(b->value);
         floe_free(b->value_null);
         floe_free(b->text);
+        floe_free(b->decimals);
         floe_free(b->window_s);
         floe_free(b->count);
         b->value = NULL;
         b->value_null = NULL;
         b->text = NULL;
+        b->decimals = NULL;
         b->window_s = NULL;
         b->count = NULL;
         for (int c = 0; c < FLOE_AGG_NCOLS; c++) {
@@ -469,8 +475,8 @@ void floe_batch_reset(struct floe_batch *b)
         strdict_reset(&b->sensors);
         strdict_reset(&b->metrics);
         strdict_reset(&b->texts);
-        if (b->series_slots && b->nseries < b->series_nslots / 8) {
-                for (uint32_t e = 0; e < b->nseries; e++) {
+        if (b->series_slots && b->series_indexed < b->series_nslots / 8) {
+                for (uint32_t e = 0; e < b->series_indexed; e++) {
                         uint32_t i = hash_pair(b->series[e].sensor, b->series[e].metric) &
                                      (b->series_nslots - 1);
 
@@ -482,7 +488,21 @@ void floe_batch_reset(struct floe_batch *b)
                 memset(b->series_slots, 0, sizeof(*b->series_slots) * b->series_nslots);
         }
         b->nseries = 0;
+        b->series_indexed = 0;
         b->nrows = 0;
+        b->decimals_rows = 0;
+}
+
+int floe_batch_keep_decimals(struct floe_batch *b)
+{
+        if (b->kind != FLOE_KIND_EVENTS)
+                return -EINVAL;
+        if (!b->decimals && b->cap) {
+                b->decimals = floe_calloc(b->cap, 1);
+                if (!b->decimals)
+                        return -ENOMEM;
+        }
+        return 0;
 }
 
 int floe_batch_set_identity(struct floe_batch *b, const char *identity)
@@ -495,11 +515,40 @@ int floe_batch_set_identity(struct floe_batch *b, const char *identity)
         return 0;
 }
 
+/* Puts series[i] into the open addressing table. */
+static void series_index(struct floe_batch *b, uint32_t i)
+{
+        uint32_t h = hash_pair(b->series[i].sensor, b->series[i].metric);
+
+        for (h &= b->series_nslots - 1; b->series_slots[h]; h = (h + 1) & (b->series_nslots - 1))
+                ;
+        b->series_slots[h] = i + 1;
+}
+
+int floe_batch_push_series(struct floe_batch *b, uint32_t sensor, uint32_t metric,
+                           uint32_t *ret_series)
+{
+        uint32_t i = b->nseries;
+
+        if (i >= b->lim.max_series || i >= b->series_cap)
+                return b->fixed || i >= b->lim.max_series
+                               ? -ENOSPC
+                               : floe_batch_add_series_raw(b, sensor, metric, ret_series, NULL);
+        b->series[i] = (struct floe_series){.sensor = sensor, .metric = metric};
+        b->nseries++;
+        *ret_series = i;
+        return 0;
+}
+
 int floe_batch_add_series_raw(struct floe_batch *b, uint32_t sensor, uint32_t metric,
                               uint32_t *ret_series, bool *ret_added)
 {
         uint32_t h, g = b->series_hint;
         int r;
+
+        /* series pushed without a lookup join the index first */
+        while (b->series_indexed < b->nseries)
+                series_index(b, b->series_indexed++);
 
         for (int tries = 0; tries < 2; tries++, g++) {
                 if (g < b->nseries && b->series[g].sensor == sensor &&
@@ -547,6 +596,7 @@ int floe_batch_add_series_raw(struct floe_batch *b, uint32_t sensor, uint32_t me
                         break;
                 }
         }
+        b->series_indexed = b->nseries + 1;
         *ret_series = b->series_hint = b->nseries++;
         if (ret_added)
                 *ret_added = true;
@@ -595,6 +645,12 @@ static int intern_name(struct floe_batch *b, struct floe_strdict *d, const char 
         return r;
 }
 
+int floe_batch_intern_name(struct floe_batch *b, struct floe_strdict *d, const char *s, size_t len,
+                           uint32_t *ret_index)
+{
+        return intern_name(b, d, s, len, ret_index);
+}
+
 int floe_batch_intern_series(struct floe_batch *b, const char *sensor, size_t sensor_len,
                              const char *metric, size_t metric_len, uint32_t *ret_series)
 {
@@ -636,6 +692,10 @@ int floe_batch_add_event(struct floe_batch *b, uint32_t series, int64_t ts_us, d
         b->value[b->nrows] = value_null ? 0.0 : value;
         b->value_null[b->nrows] = value_null;
         b->text[b->nrows] = ti;
+        if (b->decimals) {
+                b->decimals[b->nrows] = 0;
+                b->decimals_rows++;
+        }
         b->nrows++;
         return 0;
 }

@@ -87,7 +87,8 @@ struct floe_batch {
         struct floe_series *series;
         uint32_t *series_slots;
         uint32_t series_nslots;
-        uint32_t series_hint; /* the series found last */
+        uint32_t series_hint;    /* the series found last */
+        uint32_t series_indexed; /* series[0..series_indexed) are in series_slots */
 
         uint32_t nrows;
         uint32_t cap;
@@ -98,6 +99,12 @@ struct floe_batch {
         double *value;
         uint8_t *value_null; /* 1 = null */
         uint32_t *text;      /* index into texts, FLOE_NO_TEXT if none */
+        /* per row, what the agent's parsers know of the value: 1 + its smallest
+         * decimal scale (docs/wire-format.md §7), 0 unknown. NULL unless
+         * floe_batch_keep_decimals(); the encoder takes it only when every row
+         * went through floe_batch_add_event() or floe_batch_push_event() */
+        uint8_t *decimals;
+        uint32_t decimals_rows;
 
         /* aggregates */
         uint32_t *window_s;
@@ -135,9 +142,41 @@ int floe_batch_set_identity(struct floe_batch *b, const char *identity);
 int floe_batch_intern_series(struct floe_batch *b, const char *sensor, size_t sensor_len,
                              const char *metric, size_t metric_len, uint32_t *ret_series);
 
+/* Look up or add a sensor or metric name (d is b->sensors or b->metrics), with
+ * the checks and errors of floe_batch_intern_series(). */
+int floe_batch_intern_name(struct floe_batch *b, struct floe_strdict *d, const char *s, size_t len,
+                           uint32_t *ret_index);
+
 /* Append an event row. `text` may be NULL. A non-finite value is -EDOM. */
 int floe_batch_add_event(struct floe_batch *b, uint32_t series, int64_t ts_us, double value,
                          bool value_null, const char *text, size_t text_len);
+
+/* The same without checks and without a text, for a caller that knows the
+ * row fits (nrows < cap), the series exists and the value is finite. */
+static inline void floe_batch_push_event(struct floe_batch *b, uint32_t series, int64_t ts_us,
+                                         double value, bool value_null, uint8_t decimals)
+{
+        uint32_t i = b->nrows++;
+
+        b->row_series[i] = series;
+        b->ts[i] = ts_us;
+        b->value[i] = value_null ? 0.0 : value;
+        b->value_null[i] = value_null;
+        b->text[i] = FLOE_NO_TEXT;
+        if (b->decimals) {
+                b->decimals[i] = decimals;
+                b->decimals_rows++;
+        }
+}
+
+/* Keep the decimals column (events): -ENOMEM. Rows added later carry it. */
+int floe_batch_keep_decimals(struct floe_batch *b);
+
+/* Appends the series (sensor, metric) that the caller knows is not in the
+ * batch, without the lookup of floe_batch_add_series_raw(); the next lookup
+ * indexes it. -ENOSPC when the series table is full. */
+int floe_batch_push_series(struct floe_batch *b, uint32_t sensor, uint32_t metric,
+                           uint32_t *ret_series);
 
 int floe_batch_add_aggregate(struct floe_batch *b, uint32_t series, const struct floe_agg_row *row);
 

@@ -21,8 +21,10 @@ struct floe_wire_encoder {
         size_t out_cap;
         /* per-series scratch for double columns */
         uint8_t *scale;
-        uint8_t *seen;
+        uint32_t *cnt;   /* non-null values per series */
+        uint8_t *hinted; /* the series has values with a hint */
         int64_t *last;
+        double *amax; /* largest magnitude per series */
         uint32_t scratch_series;
 };
 
@@ -63,8 +65,10 @@ struct floe_wire_encoder *floe_wire_encoder_free(struct floe_wire_encoder *e)
         floe_free(e->raw);
         floe_free(e->out);
         floe_free(e->scale);
-        floe_free(e->seen);
+        floe_free(e->cnt);
+        floe_free(e->hinted);
         floe_free(e->last);
+        floe_free(e->amax);
         floe_free(e);
         return NULL;
 }
@@ -91,15 +95,25 @@ static int ensure_scratch(struct floe_wire_encoder *e, uint32_t nseries)
                 if (!s)
                         return -ENOMEM;
                 e->scale = s;
-                s = floe_realloc(e->seen, nseries);
+                uint32_t *c = floe_reallocarray(e->cnt, nseries, sizeof(*c));
+
+                if (!c)
+                        return -ENOMEM;
+                e->cnt = c;
+                s = floe_realloc(e->hinted, nseries);
                 if (!s)
                         return -ENOMEM;
-                e->seen = s;
+                e->hinted = s;
                 int64_t *l = floe_reallocarray(e->last, nseries, sizeof(*l));
 
                 if (!l)
                         return -ENOMEM;
                 e->last = l;
+                double *a = floe_reallocarray(e->amax, nseries, sizeof(*a));
+
+                if (!a)
+                        return -ENOMEM;
+                e->amax = a;
                 e->scratch_series = nseries;
         }
         return 0;
@@ -186,70 +200,136 @@ static int check_batch(const struct floe_wire_encoder *e, const struct floe_batc
         return 0;
 }
 
-static bool dec_fits(double v, unsigned k, int64_t *ret_m)
+/* round(v·10^k) as docs/wire-format.md §7 computes it; false when beyond ±2^53. */
+static inline bool dec_round(double v, unsigned k, int64_t *ret_m)
 {
         double x = v * floe_wire_pow10[k];
-        int64_t m;
-        double back;
 
         if (!(x > -FLOE_WIRE_MANTISSA_MAX - 1.0 && x < FLOE_WIRE_MANTISSA_MAX + 1.0))
                 return false;
-        m = (int64_t)(x < 0 ? x - 0.5 : x + 0.5);
-        back = (double)m / floe_wire_pow10[k];
-        if (back != v || signbit(back) != signbit(v))
-                return false;
-        *ret_m = m;
+        *ret_m = (int64_t)(x < 0 ? x - 0.5 : x + 0.5);
         return true;
 }
 
+/* The encoder rule of docs/wire-format.md §7 for one value and scale. */
+static inline bool dec_fits(double v, unsigned k)
+{
+        double x = v * floe_wire_pow10[k], back;
+        int64_t m;
+
+        if (!dec_round(v, k, &m))
+                return false;
+        /* a fit leaves x within |x|·2^-51 of m: anything farther fails without
+         * the division */
+        if (fabs(x - (double)m) > fabs(x) * 0x1p-50)
+                return false;
+        back = (double)m / floe_wire_pow10[k];
+        return back == v && signbit(back) == signbit(v);
+}
+
+/*
+ * Below this magnitude at scale k (2^49 / 10^k, with room for the rounding of
+ * the bound itself), a value that fits some scale j <= k fits k too: v·10^k is
+ * within a quarter of the integer m_j·10^(k-j), which rounds back to v. A series
+ * whose values all stay below needs no second pass.
+ */
+static const double dec_safe[FLOE_WIRE_SCALE_MAX + 1] = {
+        0x1p49 / 1e0,  0x1p49 / 1e1,  0x1p49 / 1e2,  0x1p49 / 1e3,  0x1p49 / 1e4,  0x1p49 / 1e5,
+        0x1p49 / 1e6,  0x1p49 / 1e7,  0x1p49 / 1e8,  0x1p49 / 1e9,  0x1p49 / 1e10, 0x1p49 / 1e11,
+        0x1p49 / 1e12, 0x1p49 / 1e13, 0x1p49 / 1e14, 0x1p49 / 1e15,
+};
+
 /* One double column: see docs/wire-format.md §6. */
+/* One value of pass 1: the series' scale so far raised until it fits. */
+static inline void scale_fit(struct floe_wire_encoder *e, uint32_t s, double v)
+{
+        unsigned k = e->scale[s];
+
+        if (k == FLOE_WIRE_SCALE_F64 || dec_fits(v, k))
+                return;
+        while (++k <= FLOE_WIRE_SCALE_MAX && !dec_fits(v, k))
+                ;
+        e->scale[s] = k > FLOE_WIRE_SCALE_MAX ? FLOE_WIRE_SCALE_F64 : (uint8_t)k;
+}
+
+/*
+ * One double column: see docs/wire-format.md §6. hint (NULL: none) gives per
+ * row 1 + the smallest scale of the value when the parser knew it
+ * (floe_batch.decimals): below the magnitudes of dec_safe the search would
+ * find exactly the largest of them, without a division per value.
+ */
 static void put_dcol(struct floe_wire_encoder *e, struct wbuf *w, const struct floe_batch *b,
-                     const double *v, const uint8_t *isnull)
+                     const double *v, const uint8_t *isnull, const uint8_t *hint)
 {
         uint32_t nrows = b->nrows, nseries = b->nseries;
         uint32_t ndec = 0, nf64 = 0, nnull = 0;
+        bool recheck = false, again = false;
         int uniform = -1;
         size_t start;
-        int64_t m;
+        int64_t m = 0;
 
         memset(e->scale, 0, nseries);
-        memset(e->seen, 0, nseries);
-        /* Pass 1: the smallest scale that fits every value of a series. */
+        memset(e->amax, 0, sizeof(*e->amax) * nseries);
+        memset(e->cnt, 0, sizeof(*e->cnt) * nseries);
+        memset(e->hinted, 0, nseries);
+        /* Pass 1: the smallest scale that fits every value of a series, the
+         * largest magnitude and the number of values of each series. */
         for (uint32_t i = 0; i < nrows; i++) {
                 uint32_t s = b->row_series[i];
-                unsigned k = e->scale[s];
+                double a = fabs(v[i]);
 
-                if (isnull[i])
+                if (isnull[i]) {
+                        nnull++;
                         continue;
-                e->seen[s] = 1;
-                if (k == FLOE_WIRE_SCALE_F64 || dec_fits(v[i], k, &m))
+                }
+                e->cnt[s]++;
+                if (a > e->amax[s])
+                        e->amax[s] = a;
+                if (hint && hint[i]) {
+                        if (e->scale[s] != FLOE_WIRE_SCALE_F64 && hint[i] - 1 > e->scale[s])
+                                e->scale[s] = (uint8_t)(hint[i] - 1);
+                        e->hinted[s] = 1;
                         continue;
-                while (++k <= FLOE_WIRE_SCALE_MAX && !dec_fits(v[i], k, &m))
-                        ;
-                e->scale[s] = k > FLOE_WIRE_SCALE_MAX ? FLOE_WIRE_SCALE_F64 : (uint8_t)k;
+                }
+                scale_fit(e, s, v[i]);
         }
-        /* Pass 2: a value that no longer fits at its series' final scale (possible
-         * near 2^53) sends the series to float64. Mantissas are computed again when
-         * written rather than kept: 8 bytes per row less memory. */
-        for (uint32_t i = 0; i < nrows; i++) {
+        /* Pass 2, only for series with large magnitudes: a value that no longer
+         * fits at its series' final scale (possible near 2^53) sends the series
+         * to float64. Mantissas are computed again when written rather than
+         * kept: 8 bytes per row less memory. A series with hints is searched
+         * again without them first, value by value. */
+        for (uint32_t s = 0; s < nseries; s++) {
+                if (e->cnt[s] && e->scale[s] != FLOE_WIRE_SCALE_F64 &&
+                    !(e->amax[s] < dec_safe[e->scale[s]])) {
+                        e->amax[s] = -1; /* to be checked again */
+                        recheck = true;
+                        if (e->hinted[s]) {
+                                e->scale[s] = 0;
+                                again = true;
+                        }
+                }
+        }
+        for (uint32_t i = 0; again && i < nrows; i++) {
                 uint32_t s = b->row_series[i];
 
-                if (isnull[i] || e->scale[s] == FLOE_WIRE_SCALE_F64)
+                if (!isnull[i] && e->amax[s] < 0 && e->hinted[s])
+                        scale_fit(e, s, v[i]);
+        }
+        for (uint32_t i = 0; recheck && i < nrows; i++) {
+                uint32_t s = b->row_series[i];
+
+                if (isnull[i] || e->amax[s] >= 0 || e->scale[s] == FLOE_WIRE_SCALE_F64)
                         continue;
-                if (!dec_fits(v[i], e->scale[s], &m))
+                if (!dec_fits(v[i], e->scale[s]))
                         e->scale[s] = FLOE_WIRE_SCALE_F64;
         }
-        for (uint32_t i = 0; i < nrows; i++) {
-                if (isnull[i])
-                        nnull++;
-                else if (e->scale[b->row_series[i]] == FLOE_WIRE_SCALE_F64)
-                        nf64++;
-                else
-                        ndec++;
-        }
         for (uint32_t s = 0; s < nseries; s++) {
-                if (!e->seen[s])
+                if (!e->cnt[s])
                         continue;
+                if (e->scale[s] == FLOE_WIRE_SCALE_F64)
+                        nf64 += e->cnt[s];
+                else
+                        ndec += e->cnt[s];
                 if (uniform < 0)
                         uniform = e->scale[s];
                 else if (uniform != e->scale[s])
@@ -276,7 +356,7 @@ static void put_dcol(struct floe_wire_encoder *e, struct wbuf *w, const struct f
 
                         if (isnull[i] || e->scale[s] == FLOE_WIRE_SCALE_F64)
                                 continue;
-                        dec_fits(v[i], e->scale[s], &m); /* fits: checked in pass 2 */
+                        dec_round(v[i], e->scale[s], &m); /* fits: checked above */
                         w->len += floe_varint_put(w->p + w->len, floe_zigzag(m - e->last[s]));
                         e->last[s] = m;
                 }
@@ -372,7 +452,8 @@ static void put_events(struct floe_wire_encoder *e, struct wbuf *w, const struct
         size_t start;
 
         put_key(w, "val");
-        put_dcol(e, w, b, b->value, b->value_null);
+        put_dcol(e, w, b, b->value, b->value_null,
+                 b->decimals && b->decimals_rows == b->nrows ? b->decimals : NULL);
         if (b->texts.n) {
                 put_key(w, "text");
                 put_map(w, 2);
@@ -401,7 +482,7 @@ static void put_aggregates(struct floe_wire_encoder *e, struct wbuf *w, const st
         bstr_end(w, start);
         for (int c = 0; c < FLOE_AGG_NCOLS; c++) {
                 put_key(w, floe_agg_col_name((enum floe_agg_col)c));
-                put_dcol(e, w, b, b->agg[c], b->agg_null[c]);
+                put_dcol(e, w, b, b->agg[c], b->agg_null[c], NULL);
         }
 }
 

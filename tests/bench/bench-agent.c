@@ -18,6 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h> /* count instructions of the timed loop only */
+#else
+#define CALLGRIND_START_INSTRUMENTATION
+#define CALLGRIND_STOP_INSTRUMENTATION
+#endif
+
 #include "floe-wire.h"
 #include "outbox.h"
 #include "parse.h"
@@ -28,7 +35,7 @@
 
 #define SECONDS 120
 #define WARMUP  65 /* a full window and its grace, so steady state includes closes */
-#define ROUNDS  3  /* per format; the best counts (shared, noisy machines) */
+#define ROUNDS  3  /* per format (BENCH_AGENT_ROUNDS); the best counts (shared, noisy machines) */
 
 /* ---- every allocation in the process ---- */
 extern void *__libc_malloc(size_t);
@@ -78,9 +85,12 @@ static void die(const char *what, int r)
         exit(1);
 }
 
-enum fmt { F_JSON, F_LINE, F_CBOR, F_MAX };
+/* F_STREAM is the stream of bench_agent_mqtt.py in process: one topic, a JSON
+ * map of 20 metrics m0..m19 with two decimals, each payload on its own
+ * arrival time, the agent's default batch settings. */
+enum fmt { F_JSON, F_LINE, F_CBOR, F_STREAM, F_MAX };
 static const char *const fmt_names[F_MAX] = {"JSON map, 20 metrics", "line protocol, 20 lines",
-                                             "CBOR map, 20 metrics"};
+                                             "CBOR map, 20 metrics", "JSON map, MQTT bench"};
 
 struct buf {
         uint8_t p[8192];
@@ -144,12 +154,42 @@ static void cbor_double(struct buf *b, double v)
         put(b, h, 9);
 }
 
+/* A value as Python's json.dumps(round(x, 2)) writes it. */
+static void add_cents(struct buf *b, int64_t c)
+{
+        const char *sign = c < 0 ? "-" : "";
+        int64_t a = c < 0 ? -c : c;
+
+        if (a % 100 == 0)
+                add(b, "%s%" PRId64 ".0", sign, a / 100);
+        else if (a % 10 == 0)
+                add(b, "%s%" PRId64 ".%" PRId64, sign, a / 100, a % 100 / 10);
+        else
+                add(b, "%s%" PRId64 ".%02" PRId64, sign, a / 100, a % 100);
+}
+
 /* One sensor's payload of one second: 20 rows of the profile. */
 static void payload(enum fmt f, const struct profile *p, const struct profile_row *rows,
                     struct buf *b)
 {
         b->n = 0;
-        if (f == F_JSON) {
+        if (f == F_STREAM) {
+                /* bench_agent_mqtt.py: message i has ts t0 + i / 1000 s + i % 1000 * 997 µs */
+                static struct profile rng = {.rng = 1};
+                static uint64_t i;
+
+                add(b, "{\"ts\":%" PRId64,
+                    (int64_t)(PROFILE_T0 + (int64_t)(i / 1000) * 1000000 +
+                              (int64_t)(i % 1000) * 997));
+                for (int m = 0; m < PROFILE_METRICS; m++) {
+                        add(b, ",\"m%d\":", m);
+                        add_cents(b, (int64_t)(profile_rand(&rng) % 10001) - 5000);
+                }
+                add(b, "}");
+                i++;
+                (void)p;
+                (void)rows;
+        } else if (f == F_JSON) {
                 add(b, "{\"ts\":%" PRId64, rows[0].ts);
                 for (int m = 0; m < PROFILE_METRICS; m++)
                         add(b, ",\"%s\":%.15g", p->metric_name[rows[m].metric], rows[m].value);
@@ -174,11 +214,12 @@ struct ctx {
         int64_t now;
 };
 
-static int on_reading(void *ud, const struct agent_reading *r)
+/* As the agent takes a payload from its local broker */
+static int on_readings(void *ud, const struct agent_reading *r, size_t n, size_t *ret_taken)
 {
         struct ctx *c = ud;
 
-        return agent_pipeline_accept(c->pipe, r, c->now);
+        return agent_pipeline_accept_many(c->pipe, r, n, c->now, ret_taken);
 }
 
 struct result {
@@ -221,7 +262,7 @@ static void make_payloads(enum fmt f, const struct profile_row *rows, const stru
                 ret->len[i] = b.n;
                 used += b.n;
                 snprintf(ret->topic[i], sizeof(ret->topic[i]), "sensors/%s",
-                         p->sensor_name[pr->sensor]);
+                         f == F_STREAM ? "bench-sensor" : p->sensor_name[pr->sensor]);
         }
         ret->n = n;
 }
@@ -250,7 +291,7 @@ static struct result run(enum fmt f, const struct payloads *pl, const char *dir,
         struct agent_pipeline_opts pipo = {
                 .identity = "acme.gw-0001",
                 .ship = AGENT_SHIP_BOTH,
-                .batch_max_events = 20000,
+                .batch_max_events = f == F_STREAM ? 50000 : 20000,
                 .batch_max_bytes = 1 << 20,
                 .batch_max_age_us = 10000000,
                 .level = FLOE_WIRE_LEVEL_DEFAULT,
@@ -287,6 +328,7 @@ static struct result run(enum fmt f, const struct payloads *pl, const char *dir,
                 die("setup", r);
 
         t0 = cpu_now();
+        CALLGRIND_START_INSTRUMENTATION;
         for (int s = 0; s < SECONDS; s++) {
                 if (s == WARMUP) {
                         allocs0 = allocs;
@@ -296,8 +338,11 @@ static struct result run(enum fmt f, const struct payloads *pl, const char *dir,
                 for (int k = 0; k < PROFILE_SENSORS; k++) {
                         size_t i = (size_t)s * PROFILE_SENSORS + (size_t)k;
 
-                        r = agent_parse_payload(parser, pl->topic[i], pl->data + pl->off[i],
-                                                pl->len[i], on_reading, &c, &perr);
+                        if (f == F_STREAM) /* every MQTT message has its own arrival */
+                                c.now = PROFILE_T0 + (int64_t)s * 1000000 + k * 997 + 1000;
+
+                        r = agent_parse_payload_many(parser, pl->topic[i], pl->data + pl->off[i],
+                                                     pl->len[i], on_readings, &c, &perr);
                         if (r < 0) {
                                 fprintf(stderr, "bench-agent: %s: %s: %s\n", fmt_names[f],
                                         agent_parse_reason_name(perr.reason), perr.detail);
@@ -305,12 +350,14 @@ static struct result run(enum fmt f, const struct payloads *pl, const char *dir,
                         }
                         res.readings += (uint64_t)r;
                 }
+                c.now = PROFILE_T0 + (int64_t)(s + 1) * 1000000;
                 r = agent_pipeline_tick(c.pipe, c.now, (uint64_t)c.now);
                 if (r < 0)
                         die("tick", r);
         }
         r = agent_pipeline_drain(c.pipe, c.now + 120000000);
         res.seconds = cpu_now() - t0;
+        CALLGRIND_STOP_INSTRUMENTATION;
         res.steady_allocs = allocs - allocs0;
         res.steady_readings = res.readings - steady0;
         agent_outbox_stats(ob, &os);
@@ -341,6 +388,9 @@ int main(void)
         static struct profile p;
         char dir[] = "/tmp/floe-bench-agent-XXXXXX";
         struct result res[F_MAX] = {0};
+        const char *only = getenv("BENCH_AGENT_FORMAT"); /* 0, 1, 2: profile one */
+        const char *nrounds = getenv("BENCH_AGENT_ROUNDS");
+        int rounds = nrounds ? (int)strtol(nrounds, NULL, 10) : ROUNDS;
 
         if (!rows || !mkdtemp(dir))
                 die("setup", errno);
@@ -349,13 +399,12 @@ int main(void)
                 profile_second(&p, rows + (size_t)s * PROFILE_SENSORS * PROFILE_METRICS);
         /* rows of one sensor and second are consecutive in the profile */
         for (int f = 0; f < F_MAX; f++) {
-                const char *only = getenv("BENCH_AGENT_FORMAT"); /* 0, 1, 2: profile one */
                 struct payloads pl;
 
-                if (only && atoi(only) != f) /* lint: allow */
+                if (only && strtol(only, NULL, 10) != f)
                         continue;
                 make_payloads((enum fmt)f, rows, &p, &pl);
-                for (int round = 0; round < ROUNDS; round++) {
+                for (int round = 0; round < (rounds > 0 ? rounds : 1); round++) {
                         struct result one = run((enum fmt)f, &pl, dir, round);
 
                         if (!res[f].readings || one.seconds < res[f].seconds)
@@ -368,16 +417,19 @@ int main(void)
         printf("## Agent in-process: parse -> ring -> windows -> batch -> encode -> outbox\n\n");
         printf("Reference profile, %d s of data (%zu readings); one payload per sensor per "
                "second; windows of 60 s; event batches of 20,000; one core's CPU time, best of %d "
-               "rounds.\n\n",
-               SECONDS, total, ROUNDS);
-        printf("| payload format            | readings/s (M) | allocations/reading (steady) | "
-               "outbox bytes/reading |\n");
-        printf("|---------------------------|----------------|------------------------------|"
-               "----------------------|\n");
+               "rounds. The last row is the stream of bench_agent_mqtt.py (one topic, 20 metrics "
+               "of two decimals, 1,000 payloads a second, each its own arrival) with the agent's "
+               "default batches of 50,000.\n\n",
+               SECONDS, total, rounds > 0 ? rounds : 1);
+        printf("| payload format            | readings/s (M) | ns/reading | allocations/reading "
+               "(steady) | outbox bytes/reading |\n");
+        printf("|---------------------------|----------------|------------|---------------------"
+               "---------|----------------------|\n");
         for (int f = 0; f < F_MAX; f++)
                 if (res[f].readings)
-                        printf("| %-25s | %14.2f | %28.6f | %20.3f |\n", fmt_names[f],
+                        printf("| %-25s | %14.2f | %10.0f | %28.6f | %20.3f |\n", fmt_names[f],
                                (double)res[f].readings / res[f].seconds / 1e6,
+                               res[f].seconds * 1e9 / (double)res[f].readings,
                                (double)res[f].steady_allocs / (double)res[f].steady_readings,
                                res[f].outbox_bytes_per_reading);
         printf("\nAllocations count every malloc/calloc/realloc of the process (libraries "

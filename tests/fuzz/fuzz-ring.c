@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Ring recovery on arbitrary file content. Input: one mode byte, then the
+ * Ring recovery on arbitrary file content, of the current format or of
+ * version 1 (converted at open). Input: one mode byte, then the
  * file (zero-padded or cut to 64 KiB unless mode bit 2 keeps its length).
  * Mode bits: 0 fix the header checksum, 1 fix record checksums, positions
  * and sequence numbers along the walk (so the fuzzer gets past them),
@@ -85,12 +86,35 @@ static void put32(uint8_t *p, uint32_t v)
         memcpy(p, &v, 4);
 }
 
+/* The readings in a record of format version 2 (docs/ring.md §3), counted
+ * the way the reader walks them; 1 if they do not add up. */
+static uint64_t entries(const uint8_t *p, uint32_t len)
+{
+        uint64_t n = 0;
+        uint32_t at = 40 + p[32];
+
+        while (at + 2 <= len) {
+                uint8_t fl = p[at];
+                uint32_t k = 2 + p[at + 1];
+
+                if (fl & 0x02) {
+                        if (at + 4 > len)
+                                return n ? n : 1;
+                        k += 2 + (uint32_t)(p[at + 2] | p[at + 3] << 8);
+                }
+                k += (fl & 0x10 ? 0 : 8) + (fl & 0x01 ? 0 : 8);
+                at += k;
+                n++;
+        }
+        return n ? n : 1;
+}
+
 /* What a writer would have produced along the walk from the older cursor. */
 static void fix_records(uint8_t *f, size_t n)
 {
         uint64_t cap = n - HDR, e = get64(f + 80), a = get64(f + 88), id = get64(f + 24);
         uint64_t pos = (e < a ? e : a) & ~(uint64_t)7, start = pos, seq = get64(f + 72) & 0xffff;
-        uint32_t seed = agent_ring_crc32c(0, &id, 8);
+        uint32_t seed = agent_ring_crc32c(0, &id, 8), version = get32(f + 8);
 
         while (pos - start < cap) {
                 uint64_t off = pos % cap, rem = cap - off;
@@ -102,10 +126,12 @@ static void fix_records(uint8_t *f, size_t n)
                         pos += rem;
                         continue;
                 }
-                if (len < 56 || len > rem)
+                if (len < (version == 1 ? 56 : 40) || len > rem)
                         return;
                 put64(p + 8, pos);
-                put64(p + 16, seq++);
+                put64(p + 16, seq);
+                /* version 1: one reading a record; 2: a sensor's readings */
+                seq += version == 1 ? 1 : entries(p, len);
                 put32(p + 4, agent_ring_crc32c(seed, p + 8, len - 8));
                 pos += (len + 7) & ~7u;
         }
@@ -141,6 +167,7 @@ static uint64_t read_all(struct agent_ring *r, uint64_t pos)
                 check(e.rd.value_null == !!(e.flags & AGENT_RING_F_NULL));
                 check(e.pos >= pos && e.next > e.pos && e.next <= agent_ring_head(r));
                 check(n == 0 || e.seq == last_seq + 1);
+                check(e.index < e.entries && e.entries <= AGENT_RING_GROUP_MAX);
                 last_seq = e.seq;
                 n++;
         }

@@ -35,6 +35,7 @@ struct got {
         int64_t ts;
         double v;
         bool null;
+        uint8_t decimals;
 };
 
 struct sink {
@@ -73,6 +74,7 @@ static inline int collect(void *ud, const struct agent_reading *r)
         g->ts = r->ts_us;
         g->v = r->value;
         g->null = r->value_null;
+        g->decimals = r->decimals;
         return 0;
 }
 

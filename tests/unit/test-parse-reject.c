@@ -275,12 +275,133 @@ static void test_details(void **state)
         agent_parser_free(p);
 }
 
+static uint64_t rnd(uint64_t *s)
+{
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        return *s;
+}
+
+/* Duplicate keys are found whatever came before: objects that repeat the
+ * last one's keys, drift from them, grow past what is remembered, in JSON,
+ * CBOR and line protocol, against a plain pairwise check. */
+static void test_duplicate_keys(void **state)
+{
+        static char longkey[251], longkey2[201];
+        static const char *const pool[] = {"a",   "b",  "c",  "d",   "ab", "ba",    "temp",
+                                           "hum", "m0", "m1", "m10", "vx", longkey, longkey2};
+        struct agent_parser *p = parser(0, 0);
+        struct agent_parse_error e;
+        uint64_t x = 7;
+        unsigned keys[80], n = 5;
+        struct sink s;
+        char doc[40000];
+
+        (void)state;
+        /* a few of them fill the 1 KiB of remembered key bytes */
+        memset(longkey, 'k', sizeof(longkey) - 1);
+        memset(longkey2, 'q', sizeof(longkey2) - 1);
+        for (unsigned i = 0; i < n; i++)
+                keys[i] = i;
+        for (int round = 0; round < 6000; round++) {
+                uint64_t op = rnd(&x) % 10;
+                size_t len = 0;
+                bool dup = false;
+                int r;
+
+                /* mostly the same shape again; else a change */
+                if (op == 1 && n < ELEMENTSOF(keys))
+                        keys[n++] = (unsigned)(rnd(&x) % ELEMENTSOF(pool));
+                else if (op == 2 && n > 1)
+                        n--;
+                else if (op == 3)
+                        keys[rnd(&x) % n] = (unsigned)(rnd(&x) % ELEMENTSOF(pool));
+                else if (op == 4 && n > 1)
+                        keys[rnd(&x) % n] = keys[rnd(&x) % n];
+                else if (op == 5) /* many keys, past the 64 remembered */
+                        while (n < 70)
+                                keys[n++] = (unsigned)(rnd(&x) % ELEMENTSOF(pool));
+                else if (op == 6)
+                        for (n = 0; n < 5; n++)
+                                keys[n] = n;
+                for (unsigned i = 0; i < n; i++)
+                        for (unsigned k = 0; k < i; k++)
+                                dup |= keys[i] == keys[k];
+                len += (size_t)snprintf(doc + len, sizeof(doc) - len, "{");
+                for (unsigned i = 0; i < n; i++)
+                        len += (size_t)snprintf(doc + len, sizeof(doc) - len, "%s\"%s\":%u",
+                                                i ? "," : "", pool[keys[i]], i);
+                len += (size_t)snprintf(doc + len, sizeof(doc) - len, "}");
+                assert_true(len < sizeof(doc));
+                r = PARSE(p, doc);
+                if (dup) {
+                        assert_int_equal(r, -EBADMSG);
+                        assert_int_equal(e.reason, AGENT_PARSE_DUPLICATE_KEY);
+                } else if (r < 0) {
+                        fail_msg("round %d: %s rejected: %s", round, doc, e.detail);
+                }
+                /* line protocol fields, every few rounds: the same detector */
+                if (round % 7 == 0 && n <= 20) {
+                        len = (size_t)snprintf(doc, sizeof(doc), "m ");
+                        for (unsigned i = 0; i < n; i++)
+                                len += (size_t)snprintf(doc + len, sizeof(doc) - len, "%s%s=%u",
+                                                        i ? "," : "", pool[keys[i]], i);
+                        r = PARSE(p, doc);
+                        assert_true(dup ? r == -EBADMSG && e.reason == AGENT_PARSE_DUPLICATE_KEY
+                                        : r >= 0);
+                }
+        }
+        agent_parser_free(p);
+}
+
+/* Every prefix of payloads the fast paths take is read without a byte past
+ * its end (the buffer is exactly its size: ASan and valgrind see overreads)
+ * and rejected, and a time short enough for the word-wise number reader
+ * gives the right time. */
+static void test_truncated_and_times(void **state)
+{
+        static const char *const docs[] = {
+                "{\"ts\":1234567,\"a\":-21.5,\"b\":0.25,\"c\":1234567.1234567,\"d\":7}",
+                "{\"a\":1,\"time\":1700000,\"bb\":\"text\",\"c\":-0,\"d\":12e3,\"e\":true}",
+                "[{\"m\":1.5,\"ts\":12345},{\"m\":2.5,\"ts\":12345},{\"m\":3.5,\"ts\":99}]",
+        };
+        static const int64_t ts[] = {1234567000000LL, 1700000000000LL, 12345000000LL};
+        struct agent_parser *p = parser(0, 0);
+        struct agent_parse_error e;
+        struct sink s;
+
+        (void)state;
+        for (size_t d = 0; d < ELEMENTSOF(docs); d++) {
+                size_t len = strlen(docs[d]);
+
+                for (size_t n = 0; n <= len; n++) {
+                        char *buf = malloc(n ? n : 1);
+                        int r;
+
+                        assert_non_null(buf);
+                        memcpy(buf, docs[d], n);
+                        r = parse(p, TOPIC, buf, n, &s, &e);
+                        if (n < len)
+                                assert_true(r < 0);
+                        else
+                                assert_true(r > 0 && s.r[0].ts == ts[d]);
+                        free(buf);
+                }
+        }
+        agent_parser_free(p);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_rejections),     cmocka_unit_test(test_limits),
-                cmocka_unit_test(test_all_or_nothing), cmocka_unit_test(test_callback_failure),
+                cmocka_unit_test(test_rejections),
+                cmocka_unit_test(test_limits),
+                cmocka_unit_test(test_all_or_nothing),
+                cmocka_unit_test(test_callback_failure),
                 cmocka_unit_test(test_details),
+                cmocka_unit_test(test_duplicate_keys),
+                cmocka_unit_test(test_truncated_and_times),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

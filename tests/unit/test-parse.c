@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Payload parsers: what each format accepts, read exactly; allocation. */
+#include <ctype.h>
 #include <jansson.h>
 #include <locale.h>
 #include <stdlib.h>
@@ -17,6 +18,27 @@ static uint64_t rng_next(uint64_t *s)
         *s ^= *s >> 7;
         *s ^= *s << 17;
         return *s;
+}
+
+/* The wire format's encoder rule (docs/wire-format.md §7) by its definition:
+ * the smallest k with round(v·10^k) ÷ 10^k == v, 16 if none. */
+static unsigned smallest_scale(double v)
+{
+        static const double p10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+
+        for (unsigned k = 0; k < 16; k++) {
+                double x = v * p10[k], back;
+                int64_t m;
+
+                if (!(x > -9007199254740993.0 && x < 9007199254740993.0))
+                        continue;
+                m = (int64_t)(x < 0 ? x - 0.5 : x + 0.5);
+                back = (double)m / p10[k];
+                if (back == v && signbit(back) == signbit(v))
+                        return k;
+        }
+        return 16;
 }
 
 /* The decimal fast path agrees bit for bit with glibc's correctly rounded strtod_l on
@@ -52,7 +74,7 @@ static void test_decimal_exact(void **state)
                 "1e+5",
                 "7.0e-10",
         };
-        struct agent_parser *p = parser(0, 0);
+        struct agent_parser *p = parser(0, 0), *jp = parser(0, 0);
         locale_t c = newlocale(LC_ALL_MASK, "C", (locale_t)0);
         struct agent_parse_error e = {0};
         uint64_t seed = 0x9e3779b97f4a7c15ull;
@@ -89,9 +111,35 @@ static void test_decimal_exact(void **state)
                 assert_int_equal(agent_parse_decimal(p, lit, strlen(lit), &got), 0);
                 if (memcmp(&got, &want, sizeof(got)) != 0)
                         fail_msg("\"%s\": %.17g, strtod says %.17g", lit, got, want);
+                /* and the JSON reader's own fast path, on what JSON allows */
+                if (i % 4 == 0 && lit[0] != '+' &&
+                    !(lit[lit[0] == '-'] == '0' &&
+                      isdigit((unsigned char)lit[1 + (lit[0] == '-')]))) {
+                        struct agent_parse_error je;
+                        struct sink s;
+                        char doc[96];
+
+                        /* with bytes after it too: the reader takes numbers by words then */
+                        snprintf(doc, sizeof(doc),
+                                 i % 8 ? "{\"x\":%s}" : "{\"x\":%s,\"p\":\"0123456789abcdef\"}",
+                                 lit);
+                        assert_int_equal(parse(jp, TOPIC, doc, strlen(doc), &s, &je),
+                                         i % 8 ? 1 : 2);
+                        if (memcmp(&s.r[0].v, &want, sizeof(want)) != 0)
+                                fail_msg("%s: %.17g, strtod says %.17g", doc, s.r[0].v, want);
+                        /* a decimals hint is the smallest scale of docs/wire-format.md §7,
+                         * and there is one for every short plain literal but -0 */
+                        if (s.r[0].decimals != 0 && s.r[0].decimals != 1 + smallest_scale(want))
+                                fail_msg("%s: decimals %u, smallest scale %u", doc,
+                                         s.r[0].decimals - 1, smallest_scale(want));
+                        if (s.r[0].decimals == 0 && strlen(lit) <= 15 && !strpbrk(lit, "eE") &&
+                            !(want == 0 && signbit(want)))
+                                fail_msg("%s: no decimals hint", doc);
+                }
         }
         freelocale(c);
         agent_parser_free(p);
+        agent_parser_free(jp);
 }
 
 /* JSON read by jansson, an independent parser (RFC 8259, duplicate keys rejected): every

@@ -1,136 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <limits.h>
-#include <malloc.h>
-#include <math.h>
-#include <setjmp.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-#include <cmocka.h>
-
-#include "floe-alloc.h"
-#include "ring.h"
-
-/* docs/ring.md offsets, fixed by the format. */
-#define OFF_VERSION 8
-#define OFF_CRC     40
-#define OFF_HEAD    64
-#define OFF_EVENTS  80
-#define OFF_AGG     88
-#define HDR         4096
-
-struct fixture {
-        char dir[PATH_MAX - 64];
-        char path[PATH_MAX];
-};
-
-static int setup(void **state)
-{
-        struct fixture *f = calloc(1, sizeof(*f));
-        const char *tmp = getenv("TMPDIR");
-
-        if (!f)
-                return -1;
-        snprintf(f->dir, sizeof(f->dir), "%s/test-ring-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(f->dir)) {
-                free(f);
-                return -1;
-        }
-        snprintf(f->path, sizeof(f->path), "%s/ring", f->dir);
-        *state = f;
-        return 0;
-}
-
-static int teardown(void **state)
-{
-        struct fixture *f = *state;
-        char cmd[PATH_MAX];
-
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-        if (system(cmd) != 0)
-                return -1;
-        free(f);
-        return 0;
-}
-
-static struct agent_ring *ring_open(const char *path, uint64_t size, enum agent_ring_sync_mode m,
-                                    struct agent_ring_recovery *rec)
-{
-        struct agent_ring_recovery tmp;
-        struct agent_ring *r = NULL;
-        char err[256] = "";
-        int e = agent_ring_open(path, size, m, &r, rec ? rec : &tmp, err, sizeof(err));
-
-        if (e < 0)
-                fail_msg("agent_ring_open: %s (%s)", strerror(-e), err);
-        return r;
-}
-
-/* A reading whose every field derives from n, with varying lengths. */
-struct gen {
-        char sensor[256];
-        char metric[256];
-        char text[600];
-        struct agent_reading rd;
-};
-
-static const struct agent_reading *gen_reading(struct gen *g, uint64_t n)
-{
-        size_t sl = 1 + n % 23, ml = 1 + (n * 7) % 11, tl = n % 5 == 0 ? (n * 13) % 500 : 0;
-
-        for (size_t i = 0; i < sl; i++)
-                g->sensor[i] = (char)('a' + (n + i) % 26);
-        for (size_t i = 0; i < ml; i++)
-                g->metric[i] = (char)('A' + (n * 3 + i) % 26);
-        for (size_t i = 0; i < tl; i++)
-                g->text[i] = (char)('0' + (n + i) % 10);
-        g->rd = (struct agent_reading){
-                .sensor = g->sensor,
-                .sensor_len = sl,
-                .metric = g->metric,
-                .metric_len = ml,
-                .ts_us = 1763676000000000LL + (int64_t)n * 1000,
-                .value = (double)n * 0.5,
-                .value_null = n % 7 == 3,
-                .text = n % 5 == 0 ? g->text : NULL,
-                .text_len = tl,
-        };
-        return &g->rd;
-}
-
-static bool entry_matches(const struct agent_ring_entry *e, uint64_t n)
-{
-        struct gen g;
-        const struct agent_reading *w = gen_reading(&g, n), *rd = &e->rd;
-
-        if (rd->sensor_len != w->sensor_len || memcmp(rd->sensor, w->sensor, w->sensor_len) ||
-            rd->metric_len != w->metric_len || memcmp(rd->metric, w->metric, w->metric_len) ||
-            rd->ts_us != w->ts_us || rd->value_null != w->value_null ||
-            (!w->value_null && rd->value != w->value) || !rd->text != !w->text ||
-            e->arrival_us != (int64_t)n + 5)
-                return false;
-        return !w->text || (rd->text_len == w->text_len && !memcmp(rd->text, w->text, w->text_len));
-}
-
-static int append_n(struct agent_ring *r, uint64_t n, uint64_t *ret_pos)
-{
-        struct gen g;
-
-        return agent_ring_append(r, gen_reading(&g, n), n % 3 == 1 ? AGENT_RING_F_TS_STAMPED : 0,
-                                 (int64_t)n + 5, ret_pos);
-}
+/* The ring: appending, reading back, cursors, sync, recovery after corruption
+ * and kill -9. Records of several readings and older formats: test-ring-format.c. */
+#include "ring-test.h"
 
 static void test_crc32c(void **state)
 {
@@ -285,7 +156,8 @@ static void test_invalid_append(void **state)
         rd.value_null = true; /* a null value is not looked at */
         assert_int_equal(agent_ring_append(r, &rd, 0, 0, &pos), 0);
         assert_int_equal(pos, 0);
-        assert_int_equal(agent_ring_head(r), 64); /* 56 + 2 bytes, padded to 8 */
+        /* 40 + sensor 1 + an entry of 2 + ts 8 + metric 1 (a null stores no value) */
+        assert_int_equal(agent_ring_head(r), 56);
         agent_ring_close(r);
 }
 
@@ -546,52 +418,12 @@ static void test_zero_alloc(void **state)
         agent_ring_close(r);
 }
 
-static int patch(const char *path, off_t off, const void *data, size_t len)
-{
-        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600), r = 0;
-
-        if (fd < 0)
-                return -errno;
-        if (pwrite(fd, data, len, off) != (ssize_t)len)
-                r = -EIO;
-        close(fd);
-        return r;
-}
-
-static int peek(const char *path, off_t off, void *data, size_t len)
-{
-        int fd = open(path, O_RDONLY | O_CLOEXEC), r = 0;
-
-        if (fd < 0)
-                return -errno;
-        if (pread(fd, data, len, off) != (ssize_t)len)
-                r = -EIO;
-        close(fd);
-        return r;
-}
-
-static void expect_open_error(const char *path, uint64_t size, int want, const char *needle)
-{
-        struct agent_ring_recovery rec = {.records = 12345};
-        struct agent_ring *r = NULL;
-        char err[256] = "";
-
-        assert_int_equal(
-                agent_ring_open(path, size, AGENT_RING_SYNC_NONE, &r, &rec, err, sizeof(err)),
-                want);
-        assert_null(r);
-        assert_int_equal(rec.records, 12345); /* not written on failure */
-        assert_non_null(strstr(err, path));
-        if (!strstr(err, needle))
-                fail_msg("error \"%s\" lacks \"%s\"", err, needle);
-}
-
 static void test_corrupt_header(void **state)
 {
         struct fixture *f = *state;
         struct agent_ring *r = ring_open(f->path, 16 << 10, AGENT_RING_SYNC_NONE, NULL);
         uint8_t orig[HDR], bad[HDR];
-        uint32_t v = 2, crc;
+        uint32_t v = 3, crc;
         uint64_t u;
 
         for (uint64_t n = 0; n < 10; n++)
@@ -614,7 +446,7 @@ static void test_corrupt_header(void **state)
         crc = agent_ring_crc32c(0, bad, 40);
         memcpy(bad + OFF_CRC, &crc, 4);
         assert_int_equal(patch(f->path, 0, bad, HDR), 0);
-        expect_open_error(f->path, 16 << 10, -EPROTONOSUPPORT, "version 2");
+        expect_open_error(f->path, 16 << 10, -EPROTONOSUPPORT, "version 3");
 
         /* a cursor past the head */
         memcpy(bad, orig, HDR);
@@ -767,7 +599,7 @@ static void test_corrupt_record(void **state)
         head = agent_ring_head(r);
         agent_ring_close(r);
         assert_int_equal(peek(f->path, HDR + (off_t)pos[5] + 30, &b, 1), 0);
-        b ^= 0x10; /* one bit of the timestamp */
+        b ^= 0x10; /* one bit of the arrival time */
         assert_int_equal(patch(f->path, HDR + (off_t)pos[5] + 30, &b, 1), 0);
 
         r = ring_open(f->path, 64 << 10, AGENT_RING_SYNC_NONE, &rec);
@@ -872,16 +704,18 @@ static void child_loop(const char *path, int wfd, uint64_t first)
         if (agent_ring_open(path, 16 << 10, AGENT_RING_SYNC_NONE, &r, NULL, err, sizeof(err)) < 0)
                 _exit(2);
         for (uint64_t n = first;;) {
-                uint64_t msg[2] = {MSG_APPENDED, n};
-                int ret = append_n(r, n, NULL);
+                uint64_t msg[2] = {MSG_APPENDED, n + group_of - 1};
+                int ret = group_of > 1 ? append_group_n(r, n, NULL) : append_n(r, n, NULL);
 
                 if (ret == -ENOSPC) {
                         /* consume about half of what is there */
                         uint64_t from = agent_ring_agg_cursor(r);
                         uint64_t half = (agent_ring_head(r) - from) / 2;
 
+                        /* whole records: a cursor stands between records */
                         agent_ring_iter_init(r, from, &it);
-                        while (it.pos - from < half && agent_ring_iter_next(&it, &e) == 0)
+                        while ((it.pos - from < half || it.off) &&
+                               agent_ring_iter_next(&it, &e) == 0)
                                 ;
                         if (agent_ring_set_events_cursor(r, it.pos) < 0 ||
                             agent_ring_set_agg_cursor(r, it.pos, 0) < 0)
@@ -891,7 +725,7 @@ static void child_loop(const char *path, int wfd, uint64_t first)
                 } else if (ret < 0) {
                         _exit(5);
                 } else {
-                        n++;
+                        n += group_of;
                 }
                 if (write(wfd, msg, sizeof(msg)) != sizeof(msg))
                         _exit(4);
@@ -909,7 +743,7 @@ static void drain(int fd, uint64_t deadline_us, uint64_t *appended, uint64_t *co
 
                 if (n == sizeof(msg)) {
                         if (msg[0] == MSG_APPENDED) {
-                                assert_true(!*any || msg[1] == *appended + 1);
+                                assert_true(!*any || msg[1] == *appended + group_of);
                                 *appended = msg[1];
                                 *any = true;
                         } else {
@@ -929,7 +763,7 @@ static void drain(int fd, uint64_t deadline_us, uint64_t *appended, uint64_t *co
         }
 }
 
-static void test_kill9(void **state)
+static void kill9(void **state)
 {
         struct fixture *f = *state;
         uint64_t next = 0, rolled = 0, consumed = 0;
@@ -975,7 +809,7 @@ static void test_kill9(void **state)
                 assert_int_equal(rec.torn_bytes, 0);
                 assert_int_equal(rec.cursors_clamped, 0);
                 rolled += rec.rolled_forward;
-                assert_true(rec.rolled_forward <= 1);
+                assert_true(rec.rolled_forward <= group_of);
                 agent_ring_iter_init(r, agent_ring_agg_cursor(r), &it);
                 while (agent_ring_iter_next(&it, &e) == 0) {
                         uint64_t k = entry_n(&e);
@@ -990,14 +824,30 @@ static void test_kill9(void **state)
                 /* every returned append not consumed is there, and at most
                  * the one in flight beyond it */
                 assert_true(n != UINT64_MAX);
-                assert_true(n >= appended && n <= appended + 1);
+                assert_true(n >= appended && n <= appended + group_of);
+                assert_true((n + 1) % group_of == 0); /* records whole */
                 next = n + 1;
                 agent_ring_close(r);
         }
         assert_true(rounds >= 20);
         assert_true(next > 1000); /* wrapped many times over 16 KiB */
-        print_message("kill9: %u rounds, %" PRIu64 " records, %" PRIu64 " rolled forward\n", rounds,
-                      next, rolled);
+        print_message("kill9: %u rounds, %" PRIu64 " readings in records of %" PRIu64 ", %" PRIu64
+                      " rolled forward\n",
+                      rounds, next, group_of, rolled);
+}
+
+static void test_kill9(void **state)
+{
+        kill9(state);
+}
+
+/* The same with records of seven readings: a record is there whole or not
+ * at all. */
+static void test_kill9_grouped(void **state)
+{
+        group_of = 7;
+        kill9(state);
+        group_of = 1;
 }
 
 int main(void)
@@ -1022,6 +872,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_sequence_gap, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_move_aside, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_kill9, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_kill9_grouped, setup, teardown),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,14 @@
 #include "floe-batch.h"
 #include "floe-wire.h"
 
+static uint64_t rnd(uint64_t *s)
+{
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        return *s;
+}
+
 static const char *const SENSORS[] = {"boiler-3", "door", "pump-1"};
 static const char *const METRICS[] = {"temp", "pressure", "state"};
 
@@ -255,6 +263,93 @@ static void test_decimal_encoding_is_smaller(void **state)
 }
 
 /* ---- builder limits ---- */
+
+static unsigned smallest_scale(double v)
+{
+        static const double p10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+
+        for (unsigned k = 0; k < 16; k++) {
+                double x = v * p10[k], back;
+                int64_t m;
+
+                if (!(x > -9007199254740993.0 && x < 9007199254740993.0))
+                        continue;
+                m = (int64_t)(x < 0 ? x - 0.5 : x + 0.5);
+                back = (double)m / p10[k];
+                if (back == v && signbit(back) == signbit(v))
+                        return k;
+        }
+        return 16;
+}
+
+/* The agent's decimals hints (each value's smallest scale, as its parsers
+ * know it) change nothing in the encoding, however the values sit: small,
+ * near 2^53 where a larger scale no longer fits, -0, mixed with values
+ * without a hint. */
+static void test_decimals_hints(void **state)
+{
+        static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10};
+        struct floe_wire_encoder *enc;
+        uint64_t x = 99;
+
+        (void)state;
+        assert_int_equal(floe_wire_encoder_new(1, NULL, &enc), 0);
+        for (int round = 0; round < 3000; round++) {
+                struct floe_batch *b[2];
+                const uint8_t *d0, *d1;
+                uint8_t *copy;
+                size_t l0, l1;
+                uint32_t sid[6];
+                int kind[6];
+
+                for (int h = 0; h < 2; h++) {
+                        assert_int_equal(floe_batch_new(FLOE_KIND_EVENTS, NULL, &b[h]), 0);
+                        assert_int_equal(floe_batch_reserve(b[h], 300, 16, 1024, false), 0);
+                        assert_int_equal(floe_batch_set_identity(b[h], "acme.gw-1"), 0);
+                        for (int s = 0; s < 6; s++) {
+                                char m[4] = {'m', (char)('0' + s), 0};
+
+                                assert_int_equal(
+                                        floe_batch_intern_series(b[h], "s", 1, m, 2, &sid[s]), 0);
+                        }
+                }
+                assert_int_equal(floe_batch_keep_decimals(b[1]), 0);
+                for (int s = 0; s < 6; s++)
+                        kind[s] = (int)(rnd(&x) % 4);
+                for (int i = 0; i < 200; i++) {
+                        int s = (int)(rnd(&x) % 6);
+                        int64_t m = (int64_t)(rnd(&x) % 2000001) - 1000000;
+                        double v;
+
+                        if (kind[s] == 1) /* near 2^53 */
+                                m = (int64_t)((1ULL << 53) - rnd(&x) % 100000);
+                        else if (kind[s] == 2) /* around 2^50 */
+                                m = (int64_t)((1ULL << 50) + rnd(&x) % (1ULL << 52));
+                        v = (double)m / p10[rnd(&x) % 11];
+                        if (rnd(&x) % 50 == 0)
+                                v = -0.0;
+                        for (int h = 0; h < 2; h++)
+                                assert_int_equal(floe_batch_add_event(b[h], sid[s], i, v,
+                                                                      kind[s] == 3 && i % 9 == 0,
+                                                                      NULL, 0),
+                                                 0);
+                        if (rnd(&x) % 5 && smallest_scale(v) < 16)
+                                b[1]->decimals[b[1]->nrows - 1] = (uint8_t)(1 + smallest_scale(v));
+                }
+                assert_int_equal(floe_wire_encode_raw(enc, b[0], &d0, &l0), 0);
+                copy = malloc(l0);
+                assert_non_null(copy);
+                memcpy(copy, d0, l0);
+                assert_int_equal(floe_wire_encode_raw(enc, b[1], &d1, &l1), 0);
+                assert_int_equal(l0, l1);
+                assert_memory_equal(copy, d1, l0);
+                free(copy);
+                floe_batch_free(b[0]);
+                floe_batch_free(b[1]);
+        }
+        floe_wire_encoder_free(enc);
+}
 
 static void test_builder_limits(void **state)
 {
@@ -933,6 +1028,7 @@ int main(void)
                 cmocka_unit_test(test_roundtrip_empty),
                 cmocka_unit_test(test_decoder_reuse),
                 cmocka_unit_test(test_decimal_encoding_is_smaller),
+                cmocka_unit_test(test_decimals_hints),
                 cmocka_unit_test(test_builder_limits),
                 cmocka_unit_test(test_fixed_batch_does_not_allocate),
                 cmocka_unit_test(test_alloc_failure_every_allocation),
