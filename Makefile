@@ -97,7 +97,7 @@ FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 BENCH_SRC = $(wildcard tests/bench/bench-*.c)
 BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
-.PHONY: all check unit system lint fuzz bench demo install clean deps \
+.PHONY: all check unit system lint fuzz bench soak demo install clean deps \
 	check-build replay
 .DELETE_ON_ERROR:
 
@@ -208,6 +208,12 @@ bench: deps
 		build/bench/floe-ca build/bench/floe-enrolld build/bench/floe-lake \
 		$(if $(wildcard uploader/main.c),build/bench/floe-uploader)
 	@scripts/run-bench build/bench
+
+# Long fault marathons kept out of `make check` (figures go into the issue notes).
+soak: deps
+	@$(MAKE) --no-print-directory all
+	FLOE_BIN=$(CURDIR)/$(B) FLOE_UPLOADER_STORM=1 $(PYTHON) -m pytest -q -p no:cacheprovider \
+		tests/system/test_uploader.py -k storm
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -33,21 +33,21 @@ struct col {
         int src;
 };
 
-#define S(n)                                                                                \
-        {                                                                                   \
-                .id = 0, .name = (char *)(n), .required = true, .type = { ICE_TYPE_STRING } \
+#define S(n)                                                                                     \
+        {                                                                                        \
+                .id = 0, .name = (char *)(n), .required = true, .type = {.id = ICE_TYPE_STRING } \
         }
-#define TZ(n)                                                                           \
-        {                                                                               \
-                .name = (char *)(n), .required = true, .type = { ICE_TYPE_TIMESTAMPTZ } \
+#define TZ(n)                                                                                \
+        {                                                                                    \
+                .name = (char *)(n), .required = true, .type = {.id = ICE_TYPE_TIMESTAMPTZ } \
         }
-#define D(n)                                                                        \
-        {                                                                           \
-                .name = (char *)(n), .required = false, .type = { ICE_TYPE_DOUBLE } \
+#define D(n)                                                                             \
+        {                                                                                \
+                .name = (char *)(n), .required = false, .type = {.id = ICE_TYPE_DOUBLE } \
         }
-#define L(n)                                                                     \
-        {                                                                        \
-                .name = (char *)(n), .required = true, .type = { ICE_TYPE_LONG } \
+#define L(n)                                                                          \
+        {                                                                             \
+                .name = (char *)(n), .required = true, .type = {.id = ICE_TYPE_LONG } \
         }
 
 static const struct ice_field EVENTS[] = {
@@ -57,20 +57,27 @@ static const struct ice_field EVENTS[] = {
         S("metric"),
         TZ("ts"),
         D("value"),
-        {.name = (char *)"text", .required = false, .type = {ICE_TYPE_STRING}},
+        {.name = (char *)"text", .required = false, .type = {.id = ICE_TYPE_STRING}},
         TZ("received_at"),
         L("batch_epoch"),
         L("batch_seq"),
 };
 
 static const struct ice_field AGGREGATES[] = {
-        S("tenant"),        S("device"),
-        S("sensor"),        S("metric"),
-        TZ("window_start"), {.name = (char *)"window_s", .required = true, .type = {ICE_TYPE_INT}},
-        L("count"),         D("sum"),
-        D("min"),           D("max"),
-        D("first"),         D("last"),
-        TZ("received_at"),  L("batch_epoch"),
+        S("tenant"),
+        S("device"),
+        S("sensor"),
+        S("metric"),
+        TZ("window_start"),
+        {.name = (char *)"window_s", .required = true, .type = {.id = ICE_TYPE_INT}},
+        L("count"),
+        D("sum"),
+        D("min"),
+        D("max"),
+        D("first"),
+        D("last"),
+        TZ("received_at"),
+        L("batch_epoch"),
         L("batch_seq"),
 };
 
