@@ -26,9 +26,12 @@ SHAPES = (("map of 20 metrics", 30000, METRICS), ("one reading", 200000, 1))
 
 
 def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU time of every thread of pid in nanoseconds (schedstat), not 10 ms ticks."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+            total += int(f.read().split()[0])
+    return total / 1e9
 
 
 def rss_kib(pid, key="VmRSS"):
