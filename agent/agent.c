@@ -79,12 +79,10 @@ int agent_load_config(const char *path, struct floe_config **ret_cfg,
 {
         struct floe_config_error err = {0};
         struct floe_config *cfg = NULL;
-        char dropins[4096], msg[600];
+        char msg[600];
         int r;
 
-        if (snprintf(dropins, sizeof(dropins), "%s.d", path) >= (int)sizeof(dropins))
-                return log_error_errno(-ENAMETOOLONG, "%s: path too long", path);
-        r = floe_config_load(path, dropins, &cfg, &err);
+        r = floe_config_load_daemon(path, &cfg, &err);
         if (r == 0)
                 r = agent_settings_load(cfg, ret_settings, &err);
         if (r < 0) {

@@ -51,13 +51,11 @@ static int load(const char *config, const char *identity, const char *token,
 {
         struct floe_config_error err = {0};
         struct floe_config *cfg = NULL;
-        char dropins[4096], msg[600], *text = NULL;
+        char msg[600], *text = NULL;
         size_t n = 0;
         int r;
 
-        if (snprintf(dropins, sizeof(dropins), "%s.d", config) >= (int)sizeof(dropins))
-                return log_error_errno(-ENAMETOOLONG, "%s: path too long", config);
-        r = floe_config_load(config, dropins, &cfg, &err);
+        r = floe_config_load_daemon(config, &cfg, &err);
         if (r == 0 && (identity || token)) {
                 n = 64 + (identity ? strlen(identity) : 0) + (token ? strlen(token) : 0);
                 text = floe_malloc(n);

@@ -182,12 +182,9 @@ int enroll_config_load(const char *path, struct floe_config **ret_cfg, struct en
                        struct floe_config_error *err)
 {
         struct floe_config *cfg = NULL;
-        char dropins[PATH_MAX];
         int r;
 
-        if (snprintf(dropins, sizeof(dropins), "%s.d", path) >= (int)sizeof(dropins))
-                return -ENAMETOOLONG;
-        r = floe_config_load(path, dropins, &cfg, err);
+        r = floe_config_load_daemon(path, &cfg, err);
         if (r >= 0)
                 r = enroll_settings_load(cfg, ret, err);
         if (r < 0) {

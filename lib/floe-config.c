@@ -682,6 +682,16 @@ int floe_config_load(const char *path, const char *dropin_dir, struct floe_confi
         return 0;
 }
 
+int floe_config_load_daemon(const char *path, struct floe_config **ret,
+                            struct floe_config_error *err)
+{
+        char dropins[PATH_MAX];
+
+        if (snprintf(dropins, sizeof(dropins), "%s.d", path) >= (int)sizeof(dropins))
+                return floe_config__error(err, path, 0, -ENAMETOOLONG, "path too long");
+        return floe_config_load(path, dropins, ret, err);
+}
+
 int floe_config_load_string(const char *name, const char *text, size_t len,
                             struct floe_config **ret, struct floe_config_error *err)
 {

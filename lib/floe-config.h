@@ -55,6 +55,9 @@ int floe_config_add_dropins(struct floe_config *cfg, const char *dir,
 /* new + add_file(path) + add_dropins(dropin_dir) if dropin_dir is not NULL. */
 int floe_config_load(const char *path, const char *dropin_dir, struct floe_config **ret,
                      struct floe_config_error *err);
+/* A daemon's configuration: path plus the drop-ins in "<path>.d/". */
+int floe_config_load_daemon(const char *path, struct floe_config **ret,
+                            struct floe_config_error *err);
 int floe_config_load_string(const char *name, const char *text, size_t len,
                             struct floe_config **ret, struct floe_config_error *err);
 struct floe_config *floe_config_free(struct floe_config *cfg);

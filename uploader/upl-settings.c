@@ -422,12 +422,9 @@ int upl_config_load(const char *path, struct floe_config **ret_cfg, struct upl_s
                     struct floe_config_error *err)
 {
         struct floe_config *cfg = NULL;
-        char dropins[PATH_MAX];
         int r;
 
-        if (snprintf(dropins, sizeof(dropins), "%s.d", path) >= (int)sizeof(dropins))
-                return -ENAMETOOLONG;
-        r = floe_config_load(path, dropins, &cfg, err);
+        r = floe_config_load_daemon(path, &cfg, err);
         if (r >= 0)
                 r = upl_settings_load(cfg, ret, err);
         if (r < 0) {
