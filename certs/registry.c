@@ -281,8 +281,10 @@ static int schema_create(struct registry *reg)
         r = reg_tx_begin(reg, &own);
         if (r < 0)
                 return r;
-        r = reg->ops->exec(reg->db, "CREATE TABLE IF NOT EXISTS registry_meta ("
-                                    " name TEXT PRIMARY KEY, value TEXT NOT NULL)");
+        r = reg->ops->lock(reg->db, "floe registry schema");
+        if (r >= 0)
+                r = reg->ops->exec(reg->db, "CREATE TABLE IF NOT EXISTS registry_meta ("
+                                            " name TEXT PRIMARY KEY, value TEXT NOT NULL)");
         if (r >= 0)
                 r = schema_version(reg, &version);
         if (r == 0) {
@@ -307,8 +309,8 @@ static int schema_init(struct registry *reg)
          * by a newer floe is refused rather than guessed at. */
         if (schema_version(reg, &version) > 0)
                 return version > REGISTRY_SCHEMA_VERSION ? -EPROTO : 0;
-        /* Two processes creating the schema at once (PostgreSQL: READ COMMITTED,
-         * so both may start): the loser fails on a duplicate and then finds it. */
+        /* Two processes creating the schema at once wait on one lock; a lock
+         * timeout (-EBUSY) or a duplicate from an older floe's creation is retried. */
         for (int attempt = 0;; attempt++) {
                 r = schema_create(reg);
                 if ((r != -EEXIST && r != -EBUSY) || attempt == 2)

@@ -809,6 +809,21 @@ const char *registry_location_redact(const char *location, char *buf, size_t siz
         return buf;
 }
 
+static int db_lock(struct floe_sql *db, const char *name)
+{
+        uint64_t key = 0xcbf29ce484222325ULL; /* FNV-1a: the same key in every process */
+        char sql[64];
+
+        if (!db->in_tx)
+                return -EINVAL;
+        if (db->lost)
+                return -EIO;
+        for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+                key = (key ^ *p) * 0x100000001b3ULL;
+        snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(%" PRId64 ")", (int64_t)key);
+        return command(db, sql, NULL);
+}
+
 const struct floe_sql_ops floe_sql_pg_ops = {
         .scheme = "postgresql",
         .open = db_open,
@@ -827,4 +842,5 @@ const struct floe_sql_ops floe_sql_pg_ops = {
         .column_int64 = db_column_int64,
         .column_is_null = db_column_is_null,
         .changes = db_changes,
+        .lock = db_lock,
 };

@@ -201,6 +201,12 @@ static int64_t db_changes(struct floe_sql *db)
         return sqlite3_changes64(db->db);
 }
 
+static int db_lock(struct floe_sql *db, const char *name)
+{
+        (void)name;
+        return sqlite3_get_autocommit(db->db) ? -EINVAL : 0; /* BEGIN IMMEDIATE has it */
+}
+
 const struct floe_sql_ops floe_sql_sqlite_ops = {
         .scheme = "sqlite",
         .open = db_open,
@@ -219,4 +225,5 @@ const struct floe_sql_ops floe_sql_sqlite_ops = {
         .column_int64 = db_column_int64,
         .column_is_null = db_column_is_null,
         .changes = db_changes,
+        .lock = db_lock,
 };

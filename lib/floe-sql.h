@@ -55,6 +55,12 @@ struct floe_sql_ops {
         bool (*column_is_null)(struct floe_sql_stmt *st, int col);
         /* Rows changed by the last completed INSERT/UPDATE/DELETE. */
         int64_t (*changes)(struct floe_sql *db);
+        /* Inside a write transaction: waits until no other transaction holds the lock
+         * called name, and holds it until this one ends. Processes creating the same
+         * tables at once take it first, so the second one finds them instead of failing
+         * on the system catalogs (PostgreSQL: an advisory transaction lock; SQLite: the
+         * database lock BEGIN IMMEDIATE took already). */
+        int (*lock)(struct floe_sql *db, const char *name);
 };
 
 extern const struct floe_sql_ops floe_sql_sqlite_ops;

@@ -116,8 +116,11 @@ void upl_ledger_set_limits(struct upl_ledger *l, uint32_t max_ranges, uint64_t c
 
 static int create_fn(void *ud, struct lake_catalog_txn *t)
 {
+        int r;
+
         (void)ud;
-        return lake_catalog_txn_exec(t, SQL_CREATE, NULL, 0, 0, NULL, NULL, NULL);
+        r = lake_catalog_txn_lock(t, "floe ledger schema");
+        return r < 0 ? r : lake_catalog_txn_exec(t, SQL_CREATE, NULL, 0, 0, NULL, NULL, NULL);
 }
 
 int upl_ledger_setup(struct upl_ledger *l, struct lake_catalog *c)
@@ -125,7 +128,7 @@ int upl_ledger_setup(struct upl_ledger *l, struct lake_catalog *c)
         int r;
 
         r = lake_catalog_run(c, create_fn, l);
-        if (r < 0) /* two uploaders creating it at once (PostgreSQL): the other one won */
+        if (r < 0) /* a lock timeout or a broken connection: once more */
                 r = lake_catalog_run(c, create_fn, l);
         if (r == 0)
                 l->ready = true;

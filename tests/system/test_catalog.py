@@ -92,7 +92,7 @@ def test_unit_suite_on_postgresql(pg_database):
                                 CMOCKA_MESSAGE_OUTPUT="STDOUT"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "catalog backend: postgresql" in r.stdout
-    assert "[  PASSED  ] 8 test(s)." in r.stdout + r.stderr, r.stdout + r.stderr
+    assert "[  PASSED  ] 9 test(s)." in r.stdout + r.stderr, r.stdout + r.stderr
 
 
 # -- concurrency ------------------------------------------------------------------------------

@@ -23,6 +23,7 @@
 #include <sqlite3.h>
 
 #include "catalog.h"
+#include "ledger.h"
 #include "floe-alloc.h"
 #include "floe-sql.h"
 
@@ -143,7 +144,7 @@ static int setup_open(void **state)
 
 static int teardown(void **state)
 {
-        static const char *const suffixes[] = {"", "_v0", "_x"};
+        static const char *const suffixes[] = {"", "_v0", "_x", "_s0", "_s1", "_s2", "_s3"};
         struct fx *f = *state;
         char sql[160];
 
@@ -627,6 +628,74 @@ static int child(const char *loc, int id, int commits)
         return 0;
 }
 
+/* Uploaders starting together on an empty database: every one opens the catalog and sets up
+ * the ledger, none fails, and the tables exist once. Several rounds, as the race is narrow. */
+static int starter(const char *loc)
+{
+        struct lake_catalog *c = NULL;
+        struct upl_ledger *l = NULL;
+        int r = lake_catalog_open(loc, NULL, &c);
+
+        if (r >= 0)
+                r = upl_ledger_new("floe", 256, 60000000, &l);
+        if (r >= 0)
+                r = upl_ledger_setup(l, c);
+        if (r < 0)
+                fprintf(stderr, "starter: %s: %s\n", strerror(-r), c ? lake_catalog_error(c) : "");
+        upl_ledger_free(l);
+        lake_catalog_close(c);
+        return r < 0 ? 1 : 0;
+}
+
+static void test_concurrent_schema_creation(void **state)
+{
+        enum { PROCS = 6 };
+        struct fx *f = *state;
+
+        for (int round = 0; round < 4; round++) {
+                char loc[1024], suffix[8], got[256];
+                pid_t pids[PROCS];
+
+                snprintf(suffix, sizeof(suffix), "_s%d", round);
+                location_for(f, suffix, loc, sizeof(loc));
+                for (int i = 0; i < PROCS; i++) {
+                        pids[i] = fork();
+                        assert_true(pids[i] >= 0);
+                        if (pids[i] == 0) {
+                                if (f->admin)
+                                        close(PQsocket(f->admin)); /* the child's copy only */
+                                _exit(starter(loc));
+                        }
+                }
+                for (int i = 0; i < PROCS; i++) {
+                        int st;
+
+                        assert_int_equal(waitpid(pids[i], &st, 0), pids[i]);
+                        assert_true(WIFEXITED(st));
+                        assert_int_equal(WEXITSTATUS(st), 0);
+                }
+                assert_int_equal(starter(loc), 0);
+                if (pg_base) {
+                        char sql[256];
+
+                        snprintf(sql, sizeof(sql),
+                                 "SELECT count(*) FROM pg_tables WHERE schemaname = '%s%s'",
+                                 f->schema, suffix);
+                        assert_int_equal(raw(f, sql, got, sizeof(got)), 0);
+                } else {
+                        struct fx g = *f;
+
+                        snprintf(g.loc, sizeof(g.loc), "%s", loc);
+                        assert_int_equal(raw(&g,
+                                             "SELECT count(*) FROM sqlite_master WHERE "
+                                             "type = 'table'",
+                                             got, sizeof(got)),
+                                         0);
+                }
+                assert_string_equal(got, "3"); /* the two catalog tables and the ledger */
+        }
+}
+
 static void test_concurrent_commits(void **state)
 {
         enum { PROCS = 4, COMMITS = 25 };
@@ -738,6 +807,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_tables, setup_open, teardown),
                 cmocka_unit_test_setup_teardown(test_commit, setup_open, teardown),
                 cmocka_unit_test_setup_teardown(test_errors_and_open, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_concurrent_schema_creation, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_concurrent_commits, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_allocation_failures, setup, teardown),
         };

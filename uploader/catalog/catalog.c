@@ -154,6 +154,13 @@ static int begin(struct lake_catalog *c)
         return r < 0 ? db_fail(c, r, "BEGIN") : 0;
 }
 
+static int lock(struct lake_catalog *c, const char *name)
+{
+        int r = c->ops->lock(c->db, name);
+
+        return r < 0 ? db_fail(c, r, "taking the schema lock") : 0;
+}
+
 static int rollback(struct lake_catalog *c, int r)
 {
         (void)c->ops->rollback(c->db);
@@ -255,7 +262,9 @@ static int schema_try(struct lake_catalog *c)
         r = begin(c);
         if (r < 0)
                 return r;
-        r = table_exists(c, "iceberg_tables", &have_tables);
+        r = lock(c, "floe catalog schema");
+        if (r >= 0)
+                r = table_exists(c, "iceberg_tables", &have_tables);
         if (r >= 0)
                 r = table_exists(c, "iceberg_namespace_properties", &have_ns);
         if (r >= 0 && !have_tables) {
@@ -280,8 +289,9 @@ static int schema_try(struct lake_catalog *c)
 
 static int schema_init(struct lake_catalog *c)
 {
-        /* Two processes creating the tables at once (PostgreSQL: READ COMMITTED, so both may
-         * start): the loser fails on a duplicate and then finds them. */
+        /* Two processes creating the tables at once wait on one lock; a lock timeout, a
+         * duplicate from a creator that does not take it (another catalog client) or a broken
+         * connection is retried. */
         for (int attempt = 0;; attempt++) {
                 int r = schema_try(c);
 
@@ -561,6 +571,12 @@ int lake_catalog_list(struct lake_catalog *c, const char *ns, lake_catalog_table
 }
 
 /* -- transactions -------------------------------------------------------------------------- */
+
+int lake_catalog_txn_lock(struct lake_catalog_txn *t, const char *name)
+{
+        t->c->error[0] = '\0';
+        return lock(t->c, name);
+}
 
 int lake_catalog_txn_exec(struct lake_catalog_txn *t, const char *sql,
                           const struct lake_param *params, size_t nparams, unsigned ncols,

@@ -89,6 +89,10 @@ int lake_catalog_txn_exec(struct lake_catalog_txn *t, const char *sql,
                           const struct lake_param *params, size_t nparams, unsigned ncols,
                           lake_catalog_row_fn fn, void *ud, int64_t *ret_changes);
 
+/* Holds the lock called name until the transaction ends (floe_sql_ops.lock): for creating
+ * tables that several processes may create at once. */
+int lake_catalog_txn_lock(struct lake_catalog_txn *t, const char *name);
+
 /* Runs fn (may be NULL) and then the compare-and-swap in one transaction; fn < 0 rolls back and
  * is returned. -ESTALE when metadata_location is no longer expected_location (nothing was
  * changed: reload, rebase, retry), -ENOENT when the table is not registered. A commit whose
