@@ -272,8 +272,16 @@ static bool is_known(const struct floe_config_key *known, const char *section, c
         return false;
 }
 
-int floe_config_check_known(const struct floe_config *cfg, const struct floe_config_key *known,
-                            struct floe_config_error *err)
+static bool is_listed(const char *const *sections, const char *name)
+{
+        for (; sections && *sections; sections++)
+                if (strcmp(*sections, name) == 0)
+                        return true;
+        return !sections;
+}
+
+static int check_known(const struct floe_config *cfg, const struct floe_config_key *known,
+                       const char *const *sections, struct floe_config_error *err)
 {
         if (!cfg)
                 return 0;
@@ -281,7 +289,7 @@ int floe_config_check_known(const struct floe_config *cfg, const struct floe_con
                 const struct cfg_entry *e = &cfg->entries[i];
                 const char *section = cfg->sections[e->section].name;
 
-                if (!is_known(known, section, e->key))
+                if (is_listed(sections, section) && !is_known(known, section, e->key))
                         return floe_config__error(err, cfg->files[e->file], e->line, -EINVAL,
                                                   "unknown key [%s] %s", section, e->key);
         }
@@ -289,11 +297,25 @@ int floe_config_check_known(const struct floe_config *cfg, const struct floe_con
         for (size_t i = 0; i < cfg->n_sections; i++) {
                 const struct cfg_section *s = &cfg->sections[i];
 
-                if (!is_known(known, s->name, NULL))
+                if (is_listed(sections, s->name) && !is_known(known, s->name, NULL))
                         return floe_config__error(err, cfg->files[s->file], s->line, -EINVAL,
                                                   "unknown section [%s]", s->name);
         }
         return 0;
+}
+
+int floe_config_check_known(const struct floe_config *cfg, const struct floe_config_key *known,
+                            struct floe_config_error *err)
+{
+        return check_known(cfg, known, NULL, err);
+}
+
+int floe_config_check_known_in(const struct floe_config *cfg, const struct floe_config_key *known,
+                               const char *const *sections, struct floe_config_error *err)
+{
+        static const char *const none[] = {NULL};
+
+        return check_known(cfg, known, sections ? sections : none, err);
 }
 
 int floe_config_foreach_section(const struct floe_config *cfg, const char *prefix,

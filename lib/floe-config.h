@@ -107,6 +107,10 @@ int floe_config_key_error(const struct floe_config *cfg, const char *section, co
  * in known, or of the first empty section not named in known. */
 int floe_config_check_known(const struct floe_config *cfg, const struct floe_config_key *known,
                             struct floe_config_error *err);
+/* The same for the keys of the named sections only (NULL-terminated): a tool that reads its
+ * sections from another program's configuration ignores the rest. */
+int floe_config_check_known_in(const struct floe_config *cfg, const struct floe_config_key *known,
+                               const char *const *sections, struct floe_config_error *err);
 
 /* Iteration stops at the first non-zero return of fn, which is returned. */
 typedef int (*floe_config_section_fn)(const char *section, void *userdata);

@@ -1115,6 +1115,21 @@ static void test_check_known(void **state)
         assert_int_equal(floe_config_check_known(cfg, known, &err), -EINVAL);
         assert_string_equal(fmt_err(&err), "t.conf:2: unknown key [uplink2] url");
         floe_config_free(cfg);
+
+        /* Only the listed sections are checked: another program's sections pass, a typo in
+         * a listed one does not, and an unlisted unknown section is not ours to refuse. */
+        static const char *const uplink_only[] = {"uplink", NULL};
+
+        cfg = load_ok("[agent]\nnmae = 1\n[uplink]\nurl = x\n[other]\n");
+        assert_int_equal(floe_config_check_known_in(cfg, known, uplink_only, &err), 0);
+        floe_config_free(cfg);
+        cfg = load_ok("[agent]\nnmae = 1\n[uplink]\nurl = x\nkepalive = 5s\n");
+        assert_int_equal(floe_config_check_known_in(cfg, known, uplink_only, &err), -EINVAL);
+        assert_string_equal(fmt_err(&err), "t.conf:5: unknown key [uplink] kepalive");
+        floe_config_free(cfg);
+        cfg = load_ok("[agent]\nnmae = 1\n");
+        assert_int_equal(floe_config_check_known_in(cfg, known, NULL, &err), 0);
+        floe_config_free(cfg);
 }
 
 static int stop_at_second(const char *section, void *userdata)

@@ -357,18 +357,23 @@ static int plain(struct chunk_ctx *x, const uint8_t *p, size_t len, size_t n, ui
         if (x->phys != PARQUET_BYTE_ARRAY) {
                 if (len / w < n)
                         return -EBADMSG;
-                memcpy(out, p, n * w);
+                if (n) /* an empty page may have no bytes at all */
+                        memcpy(out, p, n * w);
                 return 0;
         }
         for (size_t i = 0; i < n; i++) {
                 uint32_t l;
+                int r;
 
                 if (len - pos < 4)
                         return -EBADMSG;
                 memcpy(&l, p + pos, 4);
                 pos += 4;
-                if (len - pos < l || heap_put(x->out, p + pos, l, &s[i]) < 0)
+                if (len - pos < l)
                         return -EBADMSG;
+                r = heap_put(x->out, p + pos, l, &s[i]);
+                if (r < 0)
+                        return r;
                 pos += l;
         }
         return 0;
@@ -380,7 +385,9 @@ static int delta_strings(struct chunk_ctx *x, const uint8_t *p, size_t len, size
         struct parquet_str *s = (struct parquet_str *)out;
         _cleanup_free_ int32_t *pre = floe_calloc(n + 1, sizeof(int32_t));
         _cleanup_free_ int32_t *lens = floe_calloc(n + 1, sizeof(int32_t));
+        struct parquet_str tmp;
         size_t pos = 0, used = 0;
+        int r;
 
         if (!pre || !lens)
                 return -ENOMEM;
@@ -399,24 +406,21 @@ static int delta_strings(struct chunk_ctx *x, const uint8_t *p, size_t len, size
                 if (pre[i] < 0 || lens[i] < 0 || pl > prev.len || len - pos < (size_t)lens[i])
                         return -EBADMSG;
                 /* the prefix from the previous value, already in the heap, then the suffix */
-                if (heap_put(x->out, "", 0, &s[i]) < 0)
-                        return -ENOMEM;
+                r = heap_put(x->out, "", 0, &s[i]);
+                if (r < 0)
+                        return r;
                 start = (size_t)(uintptr_t)s[i].ptr;
                 if (pl) {
-                        struct parquet_str tmp;
-
-                        if (grow((void **)&x->out->heap, &x->out->heap_cap,
-                                 x->out->heap_len + pl + 1) < 0)
-                                return -ENOMEM;
-                        if (heap_put(x->out, x->out->heap + (uintptr_t)prev.ptr, pl, &tmp) < 0)
-                                return -ENOMEM;
+                        r = grow((void **)&x->out->heap, &x->out->heap_cap,
+                                 x->out->heap_len + pl + 1);
+                        if (r >= 0)
+                                r = heap_put(x->out, x->out->heap + (uintptr_t)prev.ptr, pl, &tmp);
+                        if (r < 0)
+                                return r;
                 }
-                {
-                        struct parquet_str tmp;
-
-                        if (heap_put(x->out, p + pos, (size_t)lens[i], &tmp) < 0)
-                                return -ENOMEM;
-                }
+                r = heap_put(x->out, p + pos, (size_t)lens[i], &tmp);
+                if (r < 0)
+                        return r;
                 pos += (size_t)lens[i];
                 s[i].ptr = (const char *)(uintptr_t)start;
                 s[i].len = (uint32_t)(pl + (size_t)lens[i]);
@@ -555,7 +559,10 @@ static int data_page(struct chunk_ctx *x, const struct page_hdr *h, const uint8_
                         if (h->def_encoding != PARQUET_ENC_RLE || len < 4)
                                 return fail(x, -EOPNOTSUPP, "definition levels not RLE");
                         memcpy(&l, p, 4);
-                        if (l > len - 4 || ensure_idx(x, n_rows) < 0 ||
+                        r = ensure_idx(x, n_rows);
+                        if (r < 0)
+                                return r;
+                        if (l > len - 4 ||
                             parquet_rle_decode(p + 4, l, 1, x->idx, n_rows, NULL) < 0)
                                 return fail(x, -EBADMSG, "bad definition levels");
                         p += 4 + l;
@@ -568,9 +575,11 @@ static int data_page(struct chunk_ctx *x, const struct page_hdr *h, const uint8_
 
                 if (lv > (size_t)h->compressed || lv > (size_t)h->uncompressed || h->rep_len)
                         return fail(x, -EBADMSG, "bad level lengths");
+                r = x->optional ? ensure_idx(x, n_rows) : 0;
+                if (r < 0)
+                        return r;
                 if (x->optional &&
-                    (ensure_idx(x, n_rows) < 0 ||
-                     parquet_rle_decode(body, (size_t)h->def_len, 1, x->idx, n_rows, NULL) < 0))
+                    parquet_rle_decode(body, (size_t)h->def_len, 1, x->idx, n_rows, NULL) < 0)
                         return fail(x, -EBADMSG, "bad definition levels");
                 vlen = (size_t)h->uncompressed - lv;
                 if (h->is_compressed) {

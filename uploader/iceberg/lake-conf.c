@@ -125,12 +125,15 @@ int lake_conf_from(struct lake_conf *c, const struct floe_config *cfg,
 
 int lake_conf_load(struct lake_conf *c, const char *path, struct floe_config_error *err)
 {
+        static const char *const mine[] = {"lake", "s3", NULL};
         struct floe_config *cfg = NULL;
         int r;
 
-        r = floe_config_load(path, NULL, &cfg, err);
+        /* floe-lake -c /etc/floe/uploader.conf: the daemon's file and drop-ins, of which
+         * [lake] and [s3] are ours and checked; the daemon checks the rest */
+        r = floe_config_load_daemon(path, &cfg, err);
         if (r == 0)
-                r = floe_config_check_known(cfg, lake_conf_keys, err);
+                r = floe_config_check_known_in(cfg, lake_conf_keys, mine, err);
         if (r == 0)
                 r = lake_conf_from(c, cfg, err);
         if (r < 0) {

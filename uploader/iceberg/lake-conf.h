@@ -35,6 +35,7 @@ void lake_conf_init(struct lake_conf *c);
 /* Reads [lake] and [s3] of cfg (borrowed: it must outlive c). */
 int lake_conf_from(struct lake_conf *c, const struct floe_config *cfg,
                    struct floe_config_error *err);
-/* Loads a file with only [lake] and [s3] (unknown keys refused); c owns the config. */
+/* Loads a file and its "<path>.d/" drop-ins (floe-lake -c /etc/floe/uploader.conf): its [lake]
+ * and [s3] sections (their unknown keys refused; other sections ignored); c owns the config. */
 int lake_conf_load(struct lake_conf *c, const char *path, struct floe_config_error *err);
 void lake_conf_clear(struct lake_conf *c);
