@@ -1121,9 +1121,14 @@ def test_claim_listener_allows_only_enrollment_topics(broker):
         # its own response (and a per-request sub-topic) does
         for topic in ("floe/enroll/v1/claim-gw-0001/res", "floe/enroll/v1/claim-gw-0001/res/n1"):
             assert mosquitto_pub(broker, broker.service_port, enrolld, topic, "cert") < 0x80
-        sub.wait_for(2)
+        # "res" matches two of the subscriptions, so it may come twice before "res/n1" does:
+        # wait for the topics, not for a number of messages
+        want = ["floe/enroll/v1/claim-gw-0001/res", "floe/enroll/v1/claim-gw-0001/res/n1"]
+        deadline = time.monotonic() + 10
+        while sorted({m.topic for m in sub.messages}) != want and time.monotonic() < deadline:
+            time.sleep(0.02)
         got = sorted({m.topic for m in sub.take()})
-        assert got == ["floe/enroll/v1/claim-gw-0001/res", "floe/enroll/v1/claim-gw-0001/res/n1"]
+        assert got == want
     # the enrollment daemon may not publish device data
     assert mosquitto_pub(broker, broker.service_port, enrolld, "floe/v1/acme.gw-0001/ack") == \
         NOT_AUTHORIZED
