@@ -2,13 +2,17 @@
 #include "floe-alloc.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t fail_at;
-static uint64_t count;
-static int failed;
-static int env_read;
+/* The test hook is shared by every thread (the uploader's maintenance worker allocates
+ * beside the event loop): relaxed atomics, so the counters race with nothing. */
+static _Atomic uint64_t fail_at;
+static _Atomic uint64_t count;
+static _Atomic int failed;
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
 
 static void read_env(void)
 {
@@ -16,24 +20,25 @@ static void read_env(void)
         char *end;
         unsigned long long v;
 
-        env_read = 1;
         s = getenv("FLOE_ALLOC_FAIL_AT");
         if (!s || !*s)
                 return;
         errno = 0;
         v = strtoull(s, &end, 10);
         if (errno == 0 && *end == '\0')
-                fail_at = v;
+                atomic_store_explicit(&fail_at, v, memory_order_relaxed);
 }
 
 /* Returns 1 when this allocation must fail. */
 static int should_fail(void)
 {
-        if (!env_read)
-                read_env();
-        count++;
-        if (fail_at && count == fail_at) {
-                failed = 1;
+        uint64_t at, n;
+
+        (void)pthread_once(&env_once, read_env);
+        n = atomic_fetch_add_explicit(&count, 1, memory_order_relaxed) + 1;
+        at = atomic_load_explicit(&fail_at, memory_order_relaxed);
+        if (at && n == at) {
+                atomic_store_explicit(&failed, 1, memory_order_relaxed);
                 errno = ENOMEM;
                 return 1;
         }
@@ -42,20 +47,20 @@ static int should_fail(void)
 
 void floe_alloc_fail_at(uint64_t nth)
 {
-        env_read = 1;
-        fail_at = nth;
-        count = 0;
-        failed = 0;
+        (void)pthread_once(&env_once, read_env); /* the environment cannot override it later */
+        atomic_store_explicit(&fail_at, nth, memory_order_relaxed);
+        atomic_store_explicit(&count, 0, memory_order_relaxed);
+        atomic_store_explicit(&failed, 0, memory_order_relaxed);
 }
 
 uint64_t floe_alloc_count(void)
 {
-        return count;
+        return atomic_load_explicit(&count, memory_order_relaxed);
 }
 
 int floe_alloc_failed(void)
 {
-        return failed;
+        return atomic_load_explicit(&failed, memory_order_relaxed);
 }
 
 void *floe_malloc(size_t size)

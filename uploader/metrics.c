@@ -196,6 +196,104 @@ static void tables(struct upl *u, struct floe_metrics *m)
              offsetof(struct upl_table_stats, flush_s));
 }
 
+static void maint_u64(struct upl *u, struct floe_metrics *m, const char *name, const char *help,
+                      size_t off)
+{
+        fam(m, name, "counter", help);
+        for (unsigned i = 0; i < UPL_TABLES; i++)
+                floe_metrics_u64(m, name, L("table", u->tables[i].name),
+                                 *(const uint64_t *)((const char *)&u->mst[i] + off));
+}
+
+static double task_runs(const struct upl_maint_stats *st, int k)
+{
+        return (double)st->runs[k];
+}
+
+static double task_failures(const struct upl_maint_stats *st, int k)
+{
+        return (double)st->failures[k];
+}
+
+static double task_deleted(const struct upl_maint_stats *st, int k)
+{
+        return (double)st->deleted[k];
+}
+
+static double task_not_deleted(const struct upl_maint_stats *st, int k)
+{
+        return (double)st->not_deleted[k];
+}
+
+static double task_last(const struct upl_maint_stats *st, int k)
+{
+        return (double)st->last_us[k] / 1e6;
+}
+
+static double task_seconds(const struct upl_maint_stats *st, int k)
+{
+        return st->last_s[k];
+}
+
+/* A family with a sample per table and task (deletions: not for compaction, which deletes
+ * nothing). */
+static void per_task(struct upl *u, struct floe_metrics *m, const char *name, const char *type,
+                     const char *help, bool deletions,
+                     double (*get)(const struct upl_maint_stats *, int))
+{
+        fam(m, name, type, help);
+        for (unsigned i = 0; i < UPL_TABLES; i++)
+                for (int k = deletions ? UPL_MAINT_EXPIRE : 0; k < _UPL_MAINT_TASKS; k++)
+                        floe_metrics_double(m, name,
+                                            L("table", u->tables[i].name, "task",
+                                              upl_maint_task_name((enum upl_maint_task)k)),
+                                            get(&u->mst[i], k));
+}
+
+static void maintenance(struct upl *u, struct floe_metrics *m)
+{
+        fam(m, P "maintenance_enabled", "gauge", "[maintenance] enabled");
+        floe_metrics_u64(m, P "maintenance_enabled", NULL, u->s.maint.enabled);
+        fam(m, P "maintenance_running", "gauge", "1 while a maintenance run is under way");
+        floe_metrics_u64(m, P "maintenance_running", NULL, upl_maint_busy(u->maint));
+        fam(m, P "maintenance_interval_seconds", "gauge", "[maintenance] interval");
+        floe_metrics_double(m, P "maintenance_interval_seconds", NULL,
+                            (double)u->s.maint.interval_us / 1e6);
+        per_task(u, m, P "maintenance_runs_total", "counter",
+                 "Maintenance tasks run, per table and task", false, task_runs);
+        per_task(u, m, P "maintenance_failures_total", "counter",
+                 "Maintenance tasks that failed (tried again at the next run)", false,
+                 task_failures);
+        per_task(u, m, P "maintenance_files_deleted_total", "counter",
+                 "Files deleted by expiry, old-metadata removal and orphan removal", true,
+                 task_deleted);
+        per_task(u, m, P "maintenance_delete_failures_total", "counter",
+                 "Files maintenance could not delete (left for the orphan pass)", true,
+                 task_not_deleted);
+        per_task(u, m, P "maintenance_last_run_timestamp_seconds", "gauge",
+                 "End of the task's last run (0: never)", false, task_last);
+        per_task(u, m, P "maintenance_last_run_duration_seconds", "gauge",
+                 "Duration of the task's last run", false, task_seconds);
+#define M(name, help, field) \
+        maint_u64(u, m, P "maintenance_" name, help, offsetof(struct upl_maint_stats, field))
+        M("commits_total", "Replace snapshots committed by compaction", commits);
+        M("files_compacted_total", "Small data files rewritten by compaction", files_in);
+        M("files_written_total", "Data files compaction wrote in their place", files_out);
+        M("bytes_compacted_total", "Bytes of the small files rewritten", bytes_in);
+        M("bytes_written_total", "Bytes of the files compaction wrote", bytes_out);
+        M("rows_compacted_total", "Rows rewritten by compaction", rows);
+        M("commit_retries_total", "Conflicts with other commits that compaction retried", retries);
+        M("files_skipped_total", "Small files compaction cannot read back (left as they are)",
+          skipped);
+        M("snapshots_expired_total", "Snapshots expired", expired);
+#undef M
+        fam(m, P "maintenance_snapshots_since_compaction", "gauge",
+            "Snapshots since the table's last compaction, at the last run");
+        for (unsigned i = 0; i < UPL_TABLES; i++)
+                floe_metrics_u64(m, P "maintenance_snapshots_since_compaction",
+                                 L("table", u->tables[i].name), u->mst[i].since_compaction);
+}
+
 static void tenants(struct upl *u, struct floe_metrics *m)
 {
         int64_t now = upl_now_wall();
@@ -250,6 +348,7 @@ int upl_metrics_render(void *ud, const char **ret_body, size_t *ret_len)
                 floe_metrics_reset(u->metrics);
                 intake(u, u->metrics);
                 tables(u, u->metrics);
+                maintenance(u, u->metrics);
                 tenants(u, u->metrics);
                 r = floe_metrics_text(u->metrics, ret_body, ret_len);
                 if (r != -ENOSPC)

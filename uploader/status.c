@@ -152,6 +152,29 @@ static double get(const struct scrape *sc, const char *name, const char *match, 
         return def;
 }
 
+/* The sum of name's samples with labels containing match. */
+static double sum(const struct scrape *sc, const char *name, const char *match)
+{
+        double total = 0;
+
+        for (size_t i = 0; i < sc->n; i++)
+                if (strcmp(sc->s[i].name, name) == 0 && strstr(sc->s[i].labels, match))
+                        total += sc->s[i].v;
+        return total;
+}
+
+/* The largest of name's samples with labels containing match, 0 if none. */
+static double most(const struct scrape *sc, const char *name, const char *match)
+{
+        double top = 0;
+
+        for (size_t i = 0; i < sc->n; i++)
+                if (strcmp(sc->s[i].name, name) == 0 && strstr(sc->s[i].labels, match) &&
+                    sc->s[i].v > top)
+                        top = sc->s[i].v;
+        return top;
+}
+
 static const char *when(double t, char *buf, size_t size)
 {
         time_t tt = (time_t)t;
@@ -193,6 +216,30 @@ static void print_tables(const struct scrape *sc)
                        get(sc, "floe_uploader_commits_total", lt, 0),
                        get(sc, "floe_uploader_committed_events_total", lt, 0),
                        get(sc, "floe_uploader_flush_failures_total", lt, 0));
+        }
+}
+
+static void print_maintenance(const struct scrape *sc)
+{
+        static const char *const names[] = {"events", "aggregates"};
+        const char *state = get(sc, "floe_uploader_maintenance_enabled", NULL, 1) <= 0  ? "off"
+                            : get(sc, "floe_uploader_maintenance_running", NULL, 0) > 0 ? "running"
+                                                                                        : "idle";
+
+        printf("\n%-11s %-8s %-24s %10s %9s %9s %9s %8s\n", "MAINTENANCE", "STATE", "LAST RUN",
+               "COMPACTED", "WRITTEN", "EXPIRED", "DELETED", "FAILURES");
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                char lt[64], w[40];
+
+                snprintf(lt, sizeof(lt), "table=\"%s\"", names[i]);
+                printf("%-11s %-8s %-24s %10.0f %9.0f %9.0f %9.0f %8.0f\n", names[i], state,
+                       when(most(sc, "floe_uploader_maintenance_last_run_timestamp_seconds", lt), w,
+                            sizeof(w)),
+                       get(sc, "floe_uploader_maintenance_files_compacted_total", lt, 0),
+                       get(sc, "floe_uploader_maintenance_files_written_total", lt, 0),
+                       get(sc, "floe_uploader_maintenance_snapshots_expired_total", lt, 0),
+                       sum(sc, "floe_uploader_maintenance_files_deleted_total", lt),
+                       sum(sc, "floe_uploader_maintenance_failures_total", lt));
         }
 }
 
@@ -284,12 +331,41 @@ int upl_status_command(const char *config_path)
         if (r == 0) {
                 print_summary(&sc);
                 print_tables(&sc);
+                print_maintenance(&sc);
                 print_tenants(&sc);
         }
         floe_free(sc.s);
         floe_free(sc.body);
         floe_config_free(cfg);
         return r < 0 ? 1 : 0;
+}
+
+static void print_maint_settings(const struct upl_maint_settings *m)
+{
+        char a[32], b[32], c[32];
+
+        if (!m->enabled) {
+                printf("  maintenance off\n");
+                return;
+        }
+        printf("  maintenance every %s:", floe_format_duration(m->interval_us, a, sizeof(a)));
+        if (m->compact)
+                printf(" compact %" PRIu64 "+ files under %.0f%% of %s after %" PRIu64
+                       " snapshots;",
+                       m->compact_min_files, 100 * m->compact_small_fraction,
+                       m->compact_target_size
+                               ? floe_format_size(m->compact_target_size, b, sizeof(b))
+                               : "the target",
+                       m->compact_min_snapshots);
+        if (m->expire)
+                printf(" expire after %s keeping %" PRIu64 ";",
+                       floe_format_duration(m->expire_max_age_us, b, sizeof(b)),
+                       m->expire_min_snapshots);
+        if (m->orphans)
+                printf(" orphans older than %s every %s",
+                       floe_format_duration(m->orphan_min_age_us, b, sizeof(b)),
+                       floe_format_duration(m->orphan_interval_us, c, sizeof(c)));
+        printf("\n");
 }
 
 int upl_check_config_command(const char *config_path)
@@ -318,6 +394,7 @@ int upl_check_config_command(const char *config_path)
                        floe_format_duration(s.table[i].interval_us, d, sizeof(d)), s.table[i].n_add,
                        s.table[i].n_add == 1 ? "" : "s");
         printf("  memory      %s\n", floe_format_size(s.max_memory, b, sizeof(b)));
+        print_maint_settings(&s.maint);
         if (s.metrics_enabled)
                 printf("  metrics     http://%s:%d/metrics\n", s.metrics_host, s.metrics_port);
         else

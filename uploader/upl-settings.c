@@ -12,6 +12,7 @@
 #include "iceberg.h"
 
 #define SEC       UINT64_C(1000000)
+#define DAY       (86400 * SEC)
 #define MiB       (UINT64_C(1) << 20)
 #define KNOWN_MAX 128
 
@@ -52,6 +53,20 @@ static const struct floe_config_key known[] = {
         {"ledger", "cache_idle"},
         {"metrics", "listen"},
         {"dead_letters", "prefix"},
+        {"maintenance", "enabled"},
+        {"maintenance", "interval"},
+        {"maintenance", "compact"},
+        {"maintenance", "compact_min_files"},
+        {"maintenance", "compact_small_fraction"},
+        {"maintenance", "compact_target_size"},
+        {"maintenance", "compact_min_snapshots"},
+        {"maintenance", "compact_step"},
+        {"maintenance", "expire"},
+        {"maintenance", "expire_max_age"},
+        {"maintenance", "expire_min_snapshots"},
+        {"maintenance", "orphans"},
+        {"maintenance", "orphan_min_age"},
+        {"maintenance", "orphan_interval"},
         {NULL, NULL},
 };
 
@@ -363,6 +378,49 @@ bad:
                                      "expected ADDRESS:PORT (127.0.0.1:9477, [::1]:9477) or off");
 }
 
+static int load_maint(const struct floe_config *cfg, struct upl_maint_settings *m,
+                      struct floe_config_error *err)
+{
+        static const char S[] = "maintenance";
+        int r;
+
+        r = floe_config_get_bool(cfg, S, "enabled", true, &m->enabled, err);
+        r = r
+                    ?: floe_config_get_duration(cfg, S, "interval", 600 * SEC, SEC, DAY,
+                                                &m->interval_us, err);
+        r = r ?: floe_config_get_bool(cfg, S, "compact", true, &m->compact, err);
+        r = r
+                    ?: floe_config_get_uint64(cfg, S, "compact_min_files", 10, 2, 1000000,
+                                              &m->compact_min_files, err);
+        r = r
+                    ?: floe_config_get_double(cfg, S, "compact_small_fraction", 0.75, 0.01, 1.0,
+                                              &m->compact_small_fraction, err);
+        r = r
+                    ?: floe_config_get_size(cfg, S, "compact_target_size", 0, MiB,
+                                            UINT64_C(64) << 30, &m->compact_target_size, err);
+        r = r
+                    ?: floe_config_get_uint64(cfg, S, "compact_min_snapshots", 10, 1, 1000000,
+                                              &m->compact_min_snapshots, err);
+        r = r
+                    ?: floe_config_get_size(cfg, S, "compact_step", 128 * MiB, 0,
+                                            UINT64_C(64) << 30, &m->compact_step, err);
+        r = r ?: floe_config_get_bool(cfg, S, "expire", true, &m->expire, err);
+        r = r
+                    ?: floe_config_get_duration(cfg, S, "expire_max_age",
+                                                UPL_EXPIRE_MAX_AGE_DEFAULT, SEC, 3650 * DAY,
+                                                &m->expire_max_age_us, err);
+        r = r
+                    ?: floe_config_get_uint64(cfg, S, "expire_min_snapshots", 100, 1, 1000000,
+                                              &m->expire_min_snapshots, err);
+        r = r ?: floe_config_get_bool(cfg, S, "orphans", true, &m->orphans, err);
+        r = r
+                    ?: floe_config_get_duration(cfg, S, "orphan_min_age", 3 * DAY, 3600 * SEC,
+                                                3650 * DAY, &m->orphan_min_age_us, err);
+        return r
+                       ?: floe_config_get_duration(cfg, S, "orphan_interval", DAY, 60 * SEC,
+                                                   365 * DAY, &m->orphan_interval_us, err);
+}
+
 static int load_lake(const struct floe_config *cfg, struct upl_settings *s,
                      struct floe_config_error *err)
 {
@@ -406,6 +464,7 @@ int upl_settings_load(const struct floe_config *cfg, struct upl_settings *ret,
                     ?: floe_config_get_duration(cfg, "ledger", "cache_idle", 3600 * SEC, SEC,
                                                 30 * 86400 * SEC, &s.cache_idle_us, err);
         r = r ?: load_metrics(cfg, &s, err);
+        r = r ?: load_maint(cfg, &s.maint, err);
         r = r ?: load_lake(cfg, &s, err);
         if (r < 0)
                 return r;

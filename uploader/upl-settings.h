@@ -19,7 +19,10 @@
 #define UPL_SIZE_MAX          (UINT64_C(128) << 20)
 #define UPL_INTERVAL_MAX      (UINT64_C(900) * 1000000)
 #define UPL_ADD_COLUMNS_MAX   16
-#define UPL_TABLES            2 /* events, aggregates: index kind - 1 */
+/* A commit every few seconds adds ~1 KB per snapshot to every metadata.json: an hour of them
+ * (360 at 10 s) keeps it near 400 KB; a week would pass the 64 MiB a reader takes. */
+#define UPL_EXPIRE_MAX_AGE_DEFAULT (UINT64_C(3600) * 1000000)
+#define UPL_TABLES                 2 /* events, aggregates: index kind - 1 */
 
 /* An optional column the table must have ([table.*] add_columns = name:type, ...). */
 struct upl_column {
@@ -32,6 +35,24 @@ struct upl_table_settings {
         uint64_t interval_us; /* age of the oldest buffered batch before a flush (0 .. 900 s) */
         struct upl_column add[UPL_ADD_COLUMNS_MAX];
         unsigned n_add;
+};
+
+/* [maintenance]: what the maintenance thread does beside ingest (docs/uploader.md). */
+struct upl_maint_settings {
+        bool enabled;
+        uint64_t interval_us; /* between the starts of two runs */
+        bool compact;
+        uint64_t compact_min_files;     /* small files a partition needs to be compacted */
+        double compact_small_fraction;  /* a file below this fraction of the target is small */
+        uint64_t compact_target_size;   /* 0: [lake] target_file_size, else the table's */
+        uint64_t compact_min_snapshots; /* snapshots since the last compaction */
+        uint64_t compact_step;          /* input bytes per replace commit; 0: a partition */
+        bool expire;
+        uint64_t expire_max_age_us;
+        uint64_t expire_min_snapshots;
+        bool orphans;
+        uint64_t orphan_min_age_us;
+        uint64_t orphan_interval_us;
 };
 
 struct upl_settings {
@@ -61,6 +82,8 @@ struct upl_settings {
         bool metrics_enabled;
         char metrics_host[64]; /* numeric loopback address */
         int metrics_port;
+        /* [maintenance] */
+        struct upl_maint_settings maint;
         /* [dead_letters] */
         const char *dead_letter_prefix;
         /* [lake], [s3] */

@@ -2,7 +2,8 @@
 #pragma once
 
 /* Shared by the daemon's parts: uploader.c (life cycle, MQTT, signals), intake.c (batches in),
- * flush.c (buffers out to the lake), metrics.c (the /metrics text). */
+ * flush.c (buffers out to the lake), maintain.c (table maintenance beside them), metrics.c
+ * (the /metrics text). */
 
 #include <limits.h>
 #include <stdbool.h>
@@ -21,6 +22,7 @@
 #include "ice-floe.h"
 #include "lake.h"
 #include "ledger.h"
+#include "maintain.h"
 #include "upl-settings.h"
 #include "uploader.h"
 
@@ -74,6 +76,17 @@ struct upl_table {
         struct upl_table_stats st;
 };
 
+/* What maintenance did to one table, totals since the start. */
+struct upl_maint_stats {
+        uint64_t runs[_UPL_MAINT_TASKS], failures[_UPL_MAINT_TASKS];
+        uint64_t deleted[_UPL_MAINT_TASKS], not_deleted[_UPL_MAINT_TASKS];
+        int64_t last_us[_UPL_MAINT_TASKS]; /* wall clock at the end of the task's last run */
+        double last_s[_UPL_MAINT_TASKS];
+        uint64_t commits, files_in, files_out, bytes_in, bytes_out, rows, retries, skipped;
+        uint64_t expired;
+        uint64_t since_compaction;
+};
+
 struct upl_tenant_stats {
         char tenant[FLOE_IDENTITY_PART_MAX + 1];
         uint64_t batches, events, committed_events, committed_batches, duplicates, rejected;
@@ -117,6 +130,10 @@ struct upl {
         struct upl_ledger *ledger;
         bool ledger_ready;
         struct upl_table tables[UPL_TABLES];
+        struct upl_maint *maint;
+        struct upl_maint_stats mst[UPL_TABLES];
+        uint64_t maint_last_mono, orphans_last_mono; /* the last run's start; 0: none yet */
+        uint64_t maint_runs;
         struct upl_index index;
         uint64_t mem; /* bytes of every buffered item */
         struct floe_wire_decoder *dec;
@@ -131,7 +148,7 @@ struct upl {
         struct upl_tenant_stats *tenants;
         size_t n_tenants;
         char last_status[FLOE_NOTIFY_STATUS_MAX];
-        struct floe_ratelimit rl_reject, rl_defer, rl_flush, rl_ack;
+        struct floe_ratelimit rl_reject, rl_defer, rl_flush, rl_ack, rl_maint;
 };
 
 /* uploader.c */

@@ -19,6 +19,7 @@
 #define TICK          (100 * 1000)
 #define METRICS_BYTES (1u << 20)
 #define HTTP_TIMEOUT  (5 * UPL_SEC)
+#define JOIN_GRACE    (2 * UPL_SEC) /* a maintenance run still going at exit: then abandoned */
 
 uint64_t upl_now_mono(void)
 {
@@ -187,11 +188,129 @@ static void on_publish(void *ud, int mid, int reason)
 
 /* -- the loop ---------------------------------------------------------------------------------- */
 
+static bool drained(struct upl *u)
+{
+        return upl_flush_drained(u) && !upl_maint_busy(u->maint) &&
+               (u->outstanding == 0 || !floe_mqtt_connected(u->mqtt));
+}
+
 static void maybe_exit(struct upl *u)
 {
-        if (u->stopping && upl_flush_drained(u) &&
-            (u->outstanding == 0 || !floe_mqtt_connected(u->mqtt)))
+        if (u->stopping && drained(u))
                 sd_event_exit(u->e, 0);
+}
+
+/* -- maintenance ------------------------------------------------------------------------------ */
+
+static void maint_logged(struct upl *u, const char *table, const struct upl_maint_result *res)
+{
+        char a[32], b[32];
+
+        if (res->commits)
+                log_info("%s.%s: compacted %zu files of %zu partitions (%s) into %zu (%s) in %zu "
+                         "commits, %.1f s",
+                         u->s.lake.ns, table, res->files_in, res->partitions,
+                         floe_format_size(res->bytes_in, a, sizeof(a)), res->files_out,
+                         floe_format_size(res->bytes_out, b, sizeof(b)), res->commits,
+                         res->seconds[UPL_MAINT_COMPACT]);
+        if (res->snapshots_expired || res->deleted[UPL_MAINT_EXPIRE])
+                log_info("%s.%s: expired %zu snapshots, deleted %zu files only they used",
+                         u->s.lake.ns, table, res->snapshots_expired,
+                         res->deleted[UPL_MAINT_EXPIRE]);
+        if (res->deleted[UPL_MAINT_METADATA])
+                log_info("%s.%s: deleted %zu metadata files beyond the metadata-log", u->s.lake.ns,
+                         table, res->deleted[UPL_MAINT_METADATA]);
+        if (res->deleted[UPL_MAINT_ORPHANS])
+                log_info("%s.%s: deleted %zu orphan files", u->s.lake.ns, table,
+                         res->deleted[UPL_MAINT_ORPHANS]);
+        if (res->gc_disabled)
+                log_ratelimit(&u->rl_maint, LOG_NOTICE,
+                              "%s.%s: gc.enabled is false: snapshots are not expired and no file "
+                              "is deleted",
+                              u->s.lake.ns, table);
+        if (res->stopped)
+                log_info(
+                        "%s.%s: maintenance stopped at a safe point (stopping): the rest waits for "
+                        "the next run",
+                        u->s.lake.ns, table);
+}
+
+static void on_maint(void *ud, const struct upl_maint_result *res)
+{
+        struct upl *u = ud;
+        struct upl_maint_stats *st;
+        const char *table;
+
+        if (!res) { /* the run is over */
+                u->maint_runs++;
+                log_debug("maintenance run %" PRIu64 " over after %.1f s", u->maint_runs,
+                          (double)(upl_now_mono() - u->maint_last_mono) / 1e6);
+                maybe_exit(u);
+                return;
+        }
+        st = &u->mst[res->table];
+        table = u->tables[res->table].name;
+        for (int k = 0; k < _UPL_MAINT_TASKS; k++) {
+                if (!res->ran[k])
+                        continue;
+                st->runs[k]++;
+                st->last_us[k] = upl_now_wall();
+                st->last_s[k] = res->seconds[k];
+                st->deleted[k] += res->deleted[k];
+                st->not_deleted[k] += res->not_deleted[k];
+                if (res->error[k] < 0) {
+                        st->failures[k]++;
+                        log_ratelimit_errno(&u->rl_maint, LOG_WARNING, res->error[k],
+                                            "%s.%s: maintenance: %s failed: %s (tried again at "
+                                            "the next run)",
+                                            u->s.lake.ns, table,
+                                            upl_maint_task_name((enum upl_maint_task)k),
+                                            res->why[k]);
+                } else if (res->not_deleted[k]) {
+                        log_ratelimit(&u->rl_maint, LOG_WARNING,
+                                      "%s.%s: maintenance: %s: %zu files not deleted (%s)",
+                                      u->s.lake.ns, table,
+                                      upl_maint_task_name((enum upl_maint_task)k),
+                                      res->not_deleted[k], res->why[k]);
+                }
+        }
+        st->commits += res->commits;
+        st->files_in += res->files_in;
+        st->files_out += res->files_out;
+        st->bytes_in += res->bytes_in;
+        st->bytes_out += res->bytes_out;
+        st->rows += res->rows;
+        st->retries += (uint64_t)res->retries;
+        st->skipped += res->skipped;
+        st->expired += res->snapshots_expired;
+        st->since_compaction = res->commits ? 0 : res->since_compaction;
+        maint_logged(u, table, res);
+}
+
+/* Starts a maintenance run when one is due and none is under way. */
+static void maint_check(struct upl *u, uint64_t now)
+{
+        struct upl_maint_request req = {.set = u->s.maint};
+        int r;
+
+        if (!u->s.maint.enabled || u->stopping || upl_maint_busy(u->maint) ||
+            now - u->maint_last_mono < u->s.maint.interval_us)
+                return;
+        req.orphans = u->orphans_last_mono == 0 ||
+                      now - u->orphans_last_mono >= u->s.maint.orphan_interval_us;
+        snprintf(req.uploader, sizeof(req.uploader), "%s", u->s.client_id);
+        u->maint_last_mono = now;
+        r = upl_maint_post(u->maint, &req);
+        if (r < 0) {
+                log_ratelimit_errno(&u->rl_maint, LOG_WARNING, r,
+                                    "maintenance not started (tried again in [maintenance] "
+                                    "interval)");
+                return;
+        }
+        if (req.orphans)
+                u->orphans_last_mono = now;
+        log_debug("maintenance run %" PRIu64 " started%s", u->maint_runs + 1,
+                  req.orphans ? " (with the orphan pass)" : "");
 }
 
 static void update_status(struct upl *u)
@@ -235,6 +354,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *ud)
                 upl_ledger_expire(u->ledger, now);
                 u->last_expire_mono = now;
         }
+        maint_check(u, now);
         maybe_exit(u);
         return 0;
 }
@@ -259,8 +379,9 @@ static int on_stop_timeout(sd_event_source *s, uint64_t usec, void *ud)
         for (unsigned i = 0; i < UPL_TABLES; i++)
                 batches += u->tables[i].cur.n_items + u->tables[i].fl.n_items;
         log_warning("stopping after [buffer] stop_timeout with %zu batches not committed (not "
-                    "acknowledged: their agents send them again)",
-                    batches);
+                    "acknowledged: their agents send them again)%s",
+                    batches,
+                    upl_maint_busy(u->maint) ? "; maintenance still running: abandoned" : "");
         return sd_event_exit(u->e, 0);
 }
 
@@ -272,11 +393,13 @@ static int on_terminate(void *ud)
                 return 0; /* a second SIGTERM: now */
         u->stopping = true;
         floe_notify_stopping();
-        log_info("stopping: flushing what is buffered (at most %.0f s)",
-                 (double)u->s.stop_timeout_us / 1e6);
+        log_info("stopping: flushing what is buffered (at most %.0f s)%s",
+                 (double)u->s.stop_timeout_us / 1e6,
+                 upl_maint_busy(u->maint) ? "; maintenance stops at its next safe point" : "");
+        upl_maint_stop(u->maint);
         upl_flush_retry_now(u);
         upl_flush_check(u, upl_now_mono());
-        if (upl_flush_drained(u) && (u->outstanding == 0 || !floe_mqtt_connected(u->mqtt)))
+        if (drained(u))
                 return 0;
         if (floe_event_add_timer(u->e, u->s.stop_timeout_us, 10000, on_stop_timeout, u,
                                  &u->stop_timer) < 0)
@@ -338,6 +461,7 @@ static int on_reload(void *ud)
         u->s.step_bytes = s.step_bytes;
         u->s.max_ranges = s.max_ranges;
         u->s.cache_idle_us = s.cache_idle_us;
+        u->s.maint = s.maint; /* from the next run on */
         upl_ledger_set_limits(u->ledger, (uint32_t)s.max_ranges, s.cache_idle_us);
         for (unsigned i = 0; i < UPL_TABLES; i++) {
                 u->s.table[i] = s.table[i];
@@ -353,8 +477,8 @@ static int on_reload(void *ud)
                         u->dec = d;
                 }
         }
-        log_info("reload: buffers, limits and ledger applied; reconnecting with the "
-                 "certificate on disk");
+        log_info("reload: buffers, limits and ledger applied, maintenance from its next run; "
+                 "reconnecting with the certificate on disk");
         floe_mqtt_reconnect(u->mqtt);
         floe_notify_ready("reloaded");
         return 0;
@@ -366,6 +490,7 @@ struct upl *upl_free(struct upl *u)
 {
         if (!u)
                 return NULL;
+        u->maint = upl_maint_free(u->maint, JOIN_GRACE);
         u->tick = sd_event_source_disable_unref(u->tick);
         u->work = sd_event_source_disable_unref(u->work);
         u->stop_timer = sd_event_source_disable_unref(u->stop_timer);
@@ -455,6 +580,10 @@ static int setup(struct upl *u)
                 r = sd_event_source_set_enabled(u->work, SD_EVENT_OFF);
         if (r < 0)
                 return log_error_errno(r, "event loop");
+        /* the lake configuration it borrows stays as it is until the exit */
+        r = upl_maint_new(u->e, &u->s.lake, on_maint, u, &u->maint);
+        if (r < 0)
+                return log_error_errno(r, "maintenance");
         r = setup_mqtt(u);
         if (r < 0)
                 return r;
@@ -492,6 +621,7 @@ int upl_new(const char *config_path, struct upl **ret)
         u->rl_defer = (struct floe_ratelimit)FLOE_RATELIMIT_INIT(10 * UPL_SEC, 5);
         u->rl_flush = (struct floe_ratelimit)FLOE_RATELIMIT_INIT(10 * UPL_SEC, 10);
         u->rl_ack = (struct floe_ratelimit)FLOE_RATELIMIT_INIT(10 * UPL_SEC, 10);
+        u->rl_maint = (struct floe_ratelimit)FLOE_RATELIMIT_INIT(60 * UPL_SEC, 10);
         r = upl_config_load(config_path, &u->cfg, &u->s, &err);
         if (r < 0)
                 r = floe_daemon_config_error(r, &err);
@@ -502,6 +632,7 @@ int upl_new(const char *config_path, struct upl **ret)
                 return r;
         }
         u->start_us = upl_now_mono();
+        u->maint_last_mono = u->start_us; /* the first run after one interval */
         *ret = u;
         return 0;
 }
@@ -530,6 +661,11 @@ int upl_run(struct upl *u)
                  u->s.metrics_enabled ? u->s.metrics_port : 0);
         r = sd_event_loop(u->e);
         floe_notify_stopping();
+        if (upl_maint_busy(u->maint))
+                log_notice("maintenance still running at exit: waiting %.0f s for its next safe "
+                           "point, then leaving it",
+                           (double)JOIN_GRACE / 1e6);
+        u->maint = upl_maint_free(u->maint, JOIN_GRACE);
         floe_mqtt_stop(u->mqtt);
         log_info("stopped: %" PRIu64 " batches taken, %" PRIu64 " + %" PRIu64 " committed, %" PRIu64
                  " duplicates, %" PRIu64 " deferred",

@@ -97,6 +97,57 @@ static void test_defaults(void **state)
         assert_string_equal(s.lake.ns, "floe");
         assert_string_equal(s.dead_letter_prefix, "_dead_letters");
         assert_int_equal(s.limits.max_compressed, 4 << 20);
+        assert_true(s.maint.enabled);
+        assert_int_equal(s.maint.interval_us, 600000000);
+        assert_true(s.maint.compact);
+        assert_int_equal(s.maint.compact_min_files, 10);
+        assert_true(s.maint.compact_small_fraction == 0.75);
+        assert_int_equal(s.maint.compact_target_size, 0); /* the lake's or the table's */
+        assert_int_equal(s.maint.compact_min_snapshots, 10);
+        assert_int_equal(s.maint.compact_step, 128 << 20);
+        assert_true(s.maint.expire);
+        assert_int_equal(s.maint.expire_max_age_us, UINT64_C(3600000000));
+        assert_int_equal(s.maint.expire_min_snapshots, 100);
+        assert_true(s.maint.orphans);
+        assert_int_equal(s.maint.orphan_min_age_us, UINT64_C(3) * 86400 * 1000000);
+        assert_int_equal(s.maint.orphan_interval_us, UINT64_C(86400) * 1000000);
+        floe_config_free(cfg);
+}
+
+static void test_maintenance(void **state)
+{
+        struct floe_config *cfg = NULL;
+        struct upl_settings s;
+        char msg[600] = "";
+
+        (void)state;
+        assert_int_equal(load("[maintenance]\ninterval = 30s\ncompact_min_files = 2\n"
+                              "compact_small_fraction = 0.5\ncompact_target_size = 64MiB\n"
+                              "compact_min_snapshots = 1\ncompact_step = 0\n"
+                              "expire_max_age = 7d\nexpire_min_snapshots = 1\n"
+                              "orphans = no\norphan_min_age = 1h\norphan_interval = 1min\n",
+                              &cfg, &s, msg, sizeof(msg)),
+                         0);
+        assert_true(s.maint.enabled);
+        assert_int_equal(s.maint.interval_us, 30000000);
+        assert_int_equal(s.maint.compact_min_files, 2);
+        assert_true(s.maint.compact_small_fraction == 0.5);
+        assert_int_equal(s.maint.compact_target_size, 64 << 20);
+        assert_int_equal(s.maint.compact_min_snapshots, 1);
+        assert_int_equal(s.maint.compact_step, 0);
+        assert_int_equal(s.maint.expire_max_age_us, UINT64_C(7) * 86400 * 1000000);
+        assert_int_equal(s.maint.expire_min_snapshots, 1);
+        assert_false(s.maint.orphans);
+        assert_int_equal(s.maint.orphan_min_age_us, UINT64_C(3600000000));
+        assert_int_equal(s.maint.orphan_interval_us, 60000000);
+        floe_config_free(cfg);
+        cfg = NULL;
+        assert_int_equal(load("[maintenance]\nenabled = off\ncompact = false\nexpire = 0\n", &cfg,
+                              &s, msg, sizeof(msg)),
+                         0);
+        assert_false(s.maint.enabled);
+        assert_false(s.maint.compact);
+        assert_false(s.maint.expire);
         floe_config_free(cfg);
 }
 
@@ -171,6 +222,31 @@ static void test_errors(void **state)
                 {"[dead_letters]\nprefix = /x\n", "u.conf:6: [dead_letters] prefix: not a valid"},
                 {"[lake]\nfsync = maybe\n", "u.conf:6: [lake] fsync: "},
                 {"[s3]\npart_size = 1KiB\n", "u.conf:6: [s3] part_size: "},
+                {"[maintenance]\nenabled = sometimes\n", "u.conf:6: [maintenance] enabled: "},
+                {"[maintenance]\ninterval = 500ms\n",
+                 "u.conf:6: [maintenance] interval: \"500ms\" out of range"},
+                {"[maintenance]\n\ninterval = 2d\n",
+                 "u.conf:7: [maintenance] interval: \"2d\" out of range"},
+                {"[maintenance]\ncompact_min_files = 1\n",
+                 "u.conf:6: [maintenance] compact_min_files: \"1\" out of range"},
+                {"[maintenance]\ncompact_small_fraction = 1.5\n",
+                 "u.conf:6: [maintenance] compact_small_fraction: "},
+                {"[maintenance]\ncompact_small_fraction = 0\n",
+                 "u.conf:6: [maintenance] compact_small_fraction: "},
+                {"[maintenance]\ncompact_target_size = 100KiB\n",
+                 "u.conf:6: [maintenance] compact_target_size: "},
+                {"[maintenance]\ncompact_min_snapshots = 0\n",
+                 "u.conf:6: [maintenance] compact_min_snapshots: "},
+                {"[maintenance]\ncompact_step = 1PiB\n", "u.conf:6: [maintenance] compact_step: "},
+                {"[maintenance]\nexpire_max_age = 0\n", "u.conf:6: [maintenance] expire_max_age: "},
+                {"[maintenance]\nexpire_min_snapshots = 0\n",
+                 "u.conf:6: [maintenance] expire_min_snapshots: "},
+                {"[maintenance]\norphan_min_age = 30min\n",
+                 "u.conf:6: [maintenance] orphan_min_age: \"30min\" out of range 1h.."},
+                {"[maintenance]\norphan_interval = 10s\n",
+                 "u.conf:6: [maintenance] orphan_interval: "},
+                {"[maintenance]\norphan_age = 3d\n", "u.conf:6: unknown key [maintenance] "
+                                                     "orphan_age"},
         };
         int bad = 0;
 
@@ -216,9 +292,8 @@ static void test_dropin(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_defaults),
-                cmocka_unit_test(test_values),
-                cmocka_unit_test(test_errors),
+                cmocka_unit_test(test_defaults),    cmocka_unit_test(test_values),
+                cmocka_unit_test(test_maintenance), cmocka_unit_test(test_errors),
                 cmocka_unit_test(test_dropin),
         };
 
