@@ -97,7 +97,7 @@ FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 BENCH_SRC = $(wildcard tests/bench/bench-*.c)
 BENCH_BIN = $(BENCH_SRC:tests/bench/%.c=$(B)/bench/%)
 
-.PHONY: all check unit system lint fuzz bench soak demo install clean deps \
+.PHONY: all check unit system lint fuzz bench soak demo deb install clean deps \
 	check-build replay
 .DELETE_ON_ERROR:
 
@@ -218,6 +218,10 @@ soak: deps
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo $(B)
+
+# Debian packages of the working tree into build/deb/ (scripts/make-deb --help).
+deb: deps
+	@scripts/make-deb
 
 lint:
 	@scripts/lint
