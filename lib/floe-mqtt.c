@@ -2,6 +2,7 @@
 #include "floe-mqtt.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <mqtt_protocol.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,7 +13,8 @@
 #include "floe-alloc.h"
 #include "floe-log.h"
 
-#define MISC_INTERVAL_US 1000000ULL
+#define MISC_INTERVAL_US   1000000ULL
+#define CONNECT_TIMEOUT_US UINT64_C(30000000)
 
 enum state {
         ST_IDLE,
@@ -35,7 +37,8 @@ struct floe_mqtt {
         unsigned attempt;
         struct floe_mqtt_stats stats;
         uint32_t io_events;
-        char peer[320]; /* "<name> <host>:<port>" */
+        uint64_t connecting_since; /* monotonic µs of the attempt under way */
+        char peer[320];            /* "<name> <host>:<port>" */
 };
 
 static int lib_refs;
@@ -150,7 +153,16 @@ static int on_misc(sd_event_source *s, uint64_t usec, void *ud)
         struct floe_mqtt *m = ud;
 
         (void)usec;
-        if (m->state == ST_CONNECTING || m->state == ST_CONNECTED) {
+        if (m->state == ST_CONNECTING &&
+            now_mono() - m->connecting_since >
+                    (m->o.connect_timeout_us ? m->o.connect_timeout_us : CONNECT_TIMEOUT_US)) {
+                log_debug("mqtt %s: no CONNACK from %s:%d within %" PRIu64 " s: trying again",
+                          m->o.name, m->o.host, m->o.port,
+                          (m->o.connect_timeout_us ? m->o.connect_timeout_us : CONNECT_TIMEOUT_US) /
+                                  1000000);
+                lost(m, MOSQ_ERR_TIMEOUT); /* first: the socket's end is not news then */
+                mosquitto_disconnect(m->mosq);
+        } else if (m->state == ST_CONNECTING || m->state == ST_CONNECTED) {
                 int rc = mosquitto_loop_misc(m->mosq);
 
                 if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_NO_CONN)
@@ -168,6 +180,7 @@ static void attempt(struct floe_mqtt *m)
         int rc;
 
         m->state = ST_CONNECTING;
+        m->connecting_since = now_mono();
         m->stats.next_retry_us = 0;
         if (m->o.persistent) {
                 /* loopback only: see floe_mqtt_opts */

@@ -35,6 +35,10 @@ struct floe_mqtt_opts {
         uint64_t backoff_max_us;
         uint16_t receive_max; /* incoming QoS>0 in flight */
         uint16_t send_max;    /* outgoing QoS>0 in flight */
+        /* A connect attempt without CONNACK by then is given up and retried (a peer that
+         * drops packets instead of refusing: a firewall, an address of the name that does
+         * not answer); 0: 30 s. */
+        uint64_t connect_timeout_us;
 };
 
 struct floe_mqtt_callbacks {
