@@ -29,6 +29,7 @@ static const struct {
         {"schema", table_cmd, "print a table's current schema"},
         {"expire", table_cmd, "expire snapshots by age and count, delete what they alone used"},
         {"orphans", table_cmd, "find (and remove) files no snapshot references"},
+        {"tier", table_cmd, "move old partitions to colder roots, or S3 classes by lifecycle"},
         {"parquet-write", parquet_cli_write, "write NDJSON rows as a Parquet file"},
         {"parquet-footer", parquet_cli_footer, "print a Parquet file's footer as JSON"},
         {"store", lake_store_cli, "objects in a file:// or s3:// store (put, get, list, ...)"},

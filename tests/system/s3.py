@@ -7,12 +7,18 @@
         ceph_s3.endpoint, ceph_s3.region         # http://127.0.0.1:PORT, us-east-1
         ceph_s3.env()                            # AWS_ACCESS_KEY_ID/... for a child process
         st, headers, body = ceph_s3.client.request("HEAD", bucket, "key")
+        ceph_s3.client.storage_class(bucket, "key")   # "STANDARD", "COLD", ...
+        ceph_s3.requests("PUT", bucket, "lifecycle")  # requests RGW logged (its access log)
+
+    from s3 import ceph_s3_lifecycle  # the same with a lifecycle "day" of LC_DAY seconds
 
 The server is started by start-s3.sh (from the Ceph RGW notes of the project's test-server reference: one
 mon, one memstore OSD, one radosgw; ready in 2-5 s, RSS ~150 MiB). It checks SigV4 signatures and
 body hashes, honours If-None-Match: * (412) and x-amz-storage-class (classes STANDARD_IA,
-GLACIER, ... are configured). Tests are skipped with the reason when the Ceph packages are not
-installed (Debian: ceph-mon ceph-osd radosgw uuid-runtime curl).
+GLACIER, COLD, ... are configured). ceph_s3_lifecycle runs its lifecycle worker all day with a
+"day" of LC_DAY seconds (rgw_lc_debug_interval), so transitions happen within a test. Tests are
+skipped with the reason when the Ceph packages are not installed (Debian: ceph-mon ceph-osd
+radosgw uuid-runtime curl).
 
 S3Client signs with SigV4 in ~40 lines of Python (hashlib/hmac), written from the AWS
 documentation and independent of the C code under test: it creates buckets and checks what the
@@ -24,6 +30,7 @@ import hashlib
 import hmac
 import http.client
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -108,6 +115,12 @@ class S3Client:
         assert st == 200, f"GET {bucket}/{key}: {st} {body[:300]!r}"
         return body
 
+    def storage_class(self, bucket, key):
+        """The object's class from HEAD's x-amz-storage-class (absent: STANDARD)."""
+        st, h = self.head(bucket, key)
+        assert st == 200, f"HEAD {bucket}/{key}: {st}"
+        return h.get("x-amz-storage-class", "STANDARD")
+
     def multipart_uploads(self, bucket):
         """Keys of the bucket's multipart uploads in progress (ListMultipartUploads)."""
         st, _, body = self.request("GET", bucket, query={"uploads": ""})
@@ -120,7 +133,8 @@ class S3Client:
 class CephS3:
     """start-s3.sh start/stop in a temp dir; endpoint, region, access_key, secret_key, client."""
 
-    def __init__(self):
+    def __init__(self, env=None):
+        self.extra_env = dict(env or {})
         self.base = Path(tempfile.mkdtemp(prefix="floe-s3-"))
         self.state = self.base / "state"
         self.endpoint = self.region = self.access_key = self.secret_key = None
@@ -138,7 +152,8 @@ class CephS3:
                                capture_output=True, text=True, timeout=180,
                                env=dict(os.environ, S3_ACCESS_KEY="AKIAFLOETEST" +
                                         secrets.token_hex(4).upper(),
-                                        S3_SECRET_KEY=secrets.token_urlsafe(30)))
+                                        S3_SECRET_KEY=secrets.token_urlsafe(30),
+                                        **self.extra_env))
             if r.returncode == 0:
                 env = dict(line.split("=", 1) for line in r.stdout.split())
                 self.endpoint, self.region = env["S3_ENDPOINT"], env["S3_REGION"]
@@ -178,6 +193,22 @@ class CephS3:
         e.update(extra)
         return e
 
+    def requests(self, method, bucket, query=None):
+        """The requests RGW's access log (beast, debug_rgw 1) holds for a bucket: lines of
+        '"METHOD /bucket[?query...] HTTP/1.1" STATUS' as (path, status), optionally only those
+        whose query names the given subresource ("lifecycle")."""
+        log = self.state / "log" / "client.rgw.gw.log"
+        pat = re.compile(r'"(\S+) (/[^ ?]+)(\?\S*)? HTTP/1\.\d" (\d{3})')
+        out = []
+        for line in log.read_text(errors="replace").splitlines():
+            m = pat.search(line)
+            if not m or m.group(1) != method or m.group(2) != "/" + bucket:
+                continue
+            q = (m.group(3) or "").lstrip("?")
+            if query is None or query in [p.split("=", 1)[0] for p in q.split("&")]:
+                out.append((m.group(2) + (m.group(3) or ""), int(m.group(4))))
+        return out
+
     def log_tail(self, lines=40):
         out = []
         for p in sorted((self.state / "log").glob("*.log")):
@@ -195,6 +226,24 @@ def ceph_s3():
     if why:
         pytest.skip(why)
     server = CephS3()
+    try:
+        yield server.start()
+    finally:
+        server.close()
+
+
+LC_DAY = 10  # seconds: a lifecycle "day" of ceph_s3_lifecycle
+
+
+@pytest.fixture(scope="module")
+def ceph_s3_lifecycle():
+    """Ceph RGW whose lifecycle worker runs all day, with a "day" of LC_DAY seconds
+    (rgw_lc_debug_interval: objects older than N * LC_DAY seconds have N days)."""
+    why = available()
+    if why:
+        pytest.skip(why)
+    server = CephS3(env={"S3_LC_DEBUG_INTERVAL": str(LC_DAY)})
+    server.lc_day = LC_DAY
     try:
         yield server.start()
     finally:

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #pragma once
 
-/* Shared by ice-cli.c (options, reading commands) and ice-cli-write.c (create, add-files). */
+/* Shared by ice-cli.c (options, reading commands), ice-cli-write.c (create, add-files) and
+ * ice-cli-maint.c (append, compact, verify, tier). */
 
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "ice-table.h"
+#include "ice-tier.h"
 #include "lake-conf.h"
 
 #define ICE_CLI_MAX_LIST 32
@@ -44,6 +46,15 @@ struct ice_cli {
         struct ice_io io;
         char ns[256], name[256];
         char location[4096]; /* the table's, with --warehouse */
+        /* tiers: [tier] of --config, or --tier-root/--storage-class with --age */
+        const char *tier_roots[ICE_TIER_MAX], *tier_classes[ICE_TIER_MAX];
+        int64_t tier_ages[ICE_TIER_MAX];
+        size_t n_tier_roots, n_tier_classes, n_tier_ages;
+        bool s3_lifecycle, s3_copy, use_tiers;
+        int64_t max_files;
+        struct ice_tier_conf tier_conf;
+        struct ice_tier_opts tier; /* open when tier.n_tiers > 1; c->io then covers every root */
+        struct ice_tier_io tier_io;
 };
 
 /* --warehouse: opens the store (and catalog), sets io, ns, name and location. */
@@ -60,3 +71,10 @@ int ice_cli_create(struct ice_cli *c);
 int ice_cli_add_files(struct ice_cli *c);
 int ice_cli_expire(struct ice_cli *c, struct ice_table *t);
 int ice_cli_orphans(struct ice_cli *c, struct ice_table *t);
+int ice_cli_tier(struct ice_cli *c);
+/* --config: [lake] and [s3] (lake_conf_load), then [tier]; c->conf owns the config. */
+int ice_cli_load_config(struct ice_cli *c, struct floe_config_error *err);
+/* --tier-root (which 0), --storage-class (1), --age (2): the next tier's. */
+int ice_cli_tier_arg(struct ice_cli *c, int which, const char *arg);
+/* Tiers from those flags replace [tier] of the config. */
+int ice_cli_tier_flags(struct ice_cli *c);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* floe-lake append | compact | verify (docs/lake.md). */
+/* floe-lake append | compact | verify | tier (docs/lake.md). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "floe-alloc.h"
+#include "floe-config.h"
 #include "ice-cli-internal.h"
 #include "ice-maint.h"
 #include "store.h"
@@ -258,5 +259,129 @@ int ice_cli_verify(struct ice_cli *c, struct ice_table *t)
                 fprintf(stderr, "verify: %zu problems\n", res.problems);
                 return -EBADMSG;
         }
+        return 0;
+}
+
+/* [lake] and [s3] (lake_conf_load), and [tier] of --config; c->conf owns the config. */
+int ice_cli_load_config(struct ice_cli *c, struct floe_config_error *err)
+{
+        int r = lake_conf_load(&c->conf, c->config, err);
+
+        if (r == 0)
+                r = ice_tier_conf_from(&c->tier_conf, c->conf.cfg, err);
+        return r;
+}
+
+/* --tier-root (0), --storage-class (1), --age (2): tier N's, N counted per option. */
+int ice_cli_tier_arg(struct ice_cli *c, int which, const char *arg)
+{
+        size_t *n = which == 0   ? &c->n_tier_roots
+                    : which == 1 ? &c->n_tier_classes
+                                 : &c->n_tier_ages;
+        uint64_t us = 0;
+
+        if (*n == ICE_TIER_MAX - 1) {
+                fprintf(stderr, "at most %d tiers beside the warehouse\n", ICE_TIER_MAX - 1);
+                return -EINVAL;
+        }
+        if (which == 0)
+                c->tier_roots[*n + 1] = arg;
+        else if (which == 1)
+                c->tier_classes[*n + 1] = arg;
+        else if (floe_parse_duration(arg, &us) < 0 || us < 1000 || us > INT64_MAX / 2) {
+                fprintf(stderr, "--age: bad duration \"%s\"\n", arg);
+                return -EINVAL;
+        } else
+                c->tier_ages[*n + 1] = (int64_t)(us / 1000);
+        (*n)++;
+        return 0;
+}
+
+/* Tiers from the flags replace those of the config: --age N with --tier-root N or
+ * --storage-class N. */
+int ice_cli_tier_flags(struct ice_cli *c)
+{
+        struct ice_tier_conf *t = &c->tier_conf;
+
+        if (!c->n_tier_ages && !c->n_tier_roots && !c->n_tier_classes)
+                return 0;
+        if ((c->n_tier_roots && c->n_tier_roots != c->n_tier_ages) ||
+            (c->n_tier_classes && c->n_tier_classes != c->n_tier_ages) ||
+            (!c->n_tier_roots && !c->n_tier_classes)) {
+                fprintf(stderr, "tiers: one --age per --tier-root or --storage-class\n");
+                return -EINVAL;
+        }
+        *t = (struct ice_tier_conf){.n_tiers = c->n_tier_ages + 1, .s3_mode = c->tier_conf.s3_mode};
+        for (size_t i = 1; i <= c->n_tier_ages; i++) {
+                t->root[i] = c->tier_roots[i];
+                t->storage_class[i] = c->tier_classes[i];
+                t->age_ms[i] = c->tier_ages[i];
+                if (i > 1 && t->age_ms[i] <= t->age_ms[i - 1]) {
+                        fprintf(stderr, "--age: ages must be ascending\n");
+                        return -EINVAL;
+                }
+        }
+        return 0;
+}
+
+/* Tier moves (file roots), or with --s3-lifecycle/--s3-copy storage classes (docs/lake.md). */
+int ice_cli_tier(struct ice_cli *c)
+{
+        struct ice_tier_result res;
+        char err[600];
+        bool s3 = c->s3_lifecycle || c->s3_copy;
+        int r;
+
+        r = ice_cli_open_warehouse(c);
+        if (r < 0)
+                return r;
+        c->tier.now_ms = 0;
+        c->tier.dry_run = c->dry_run;
+        c->tier.max_files = (size_t)c->max_files;
+        c->tier.summary = c->summary;
+        c->tier.n_summary = c->n_summary;
+        c->tier.on_retry = ice_cli_log_retry;
+        c->tier.retry_ud = (void *)c->table;
+        if (s3)
+                r = ice_tier_s3(&c->tier, c->cat, c->ns, c->name, &res, err, sizeof(err));
+        else
+                r = ice_tier_move(&c->tier, c->cat, c->ns, c->name, &res, err, sizeof(err));
+        if (r < 0) {
+                fprintf(stderr, "%s: tier: %s\n", c->table, err);
+                return r;
+        }
+        if (c->json && s3)
+                printf("{\"lifecycle\":%s,\"changed\":%s,\"due\":%zu,\"objects-changed\":%zu}\n",
+                       res.lifecycle ? "true" : "false", res.lifecycle_changed ? "true" : "false",
+                       res.files, res.objects_changed);
+        else if (c->json)
+                printf("{\"snapshot-id\":%" PRId64 ",\"partitions\":%zu,\"files\":%zu,"
+                       "\"copied\":%zu,\"skipped\":%zu,\"bytes\":%" PRIu64
+                       ",\"retries\":%d,\"passes\":%zu}\n",
+                       res.snapshot_id, res.partitions, res.files, res.copied, res.skipped,
+                       res.bytes, res.retries, res.passes);
+        else if (s3 && res.lifecycle)
+                printf("lifecycle rule %s\n", c->dry_run              ? "not installed (dry run)"
+                                              : res.lifecycle_changed ? "installed"
+                                                                      : "unchanged");
+        else if (s3 && c->dry_run)
+                printf("nothing done (dry run)\n");
+        else if (s3)
+                printf("%zu objects due, %zu given a new storage class\n", res.files,
+                       res.objects_changed);
+        else if (c->dry_run)
+                printf("%zu files of %zu partitions due (%" PRIu64 " bytes)\n", res.files,
+                       res.partitions, res.bytes);
+        else if (res.snapshot_id == 0)
+                printf("nothing to move\n");
+        else
+                printf("snapshot %" PRId64 ": %zu files of %zu partitions moved (%" PRIu64
+                       " bytes, %zu copied now)\n",
+                       res.snapshot_id, res.files, res.partitions, res.bytes, res.copied);
+        if (res.skipped)
+                fprintf(stderr,
+                        "%s: %zu files left where they are (no time partition, another "
+                        "spec, or outside every tier's root)\n",
+                        c->table, res.skipped);
         return 0;
 }

@@ -318,6 +318,12 @@ static void usage(FILE *f)
               "                 [--retain-last N] [--dry-run]\n"
               "       floe-lake orphans --warehouse URL --table NS.TABLE [--older-than AGE]\n"
               "                 [--delete]\n"
+              "       floe-lake tier --warehouse URL --table NS.TABLE [--tier-root URL --age "
+              "AGE]...\n"
+              "                 [--max-files N] [--dry-run]\n"
+              "       floe-lake tier --warehouse s3://... --table NS.TABLE "
+              "--s3-lifecycle|--s3-copy\n"
+              "                 [--storage-class CLASS --age AGE]...\n"
               "  -c, --config FILE        [lake] warehouse, catalog, namespace; [s3] options\n"
               "  --metadata PATH          a table metadata JSON file (read-only)\n"
               "  --map FROM=TO            read locations starting with FROM under TO instead\n"
@@ -330,7 +336,10 @@ static void usage(FILE *f)
               "  --summary KEY=VALUE      add-files, append, import, compact: summary pairs\n"
               "  --target-size SIZE       import, compact: roll files at this size\n"
               "  --row-group-size SIZE    import, compact: Parquet row groups\n"
-              "  -v, --verbose            import: name the table versions opened\n",
+              "  -v, --verbose            import: name the table versions opened\n"
+              "  --tier-root URL, --storage-class CLASS, --age AGE   tier N's root or S3 class "
+              "and\n"
+              "                           age (repeated in order; replace [tier] of the config)\n",
               f);
 }
 
@@ -378,6 +387,12 @@ static int parse_args(struct ice_cli *c, int argc, char **argv)
                 {"dry-run", no_argument, NULL, 'd'},
                 {"delete", no_argument, NULL, 'D'},
                 {"all", no_argument, NULL, 'a'},
+                {"tier-root", required_argument, NULL, 1000},
+                {"storage-class", required_argument, NULL, 1001},
+                {"age", required_argument, NULL, 1002},
+                {"s3-lifecycle", no_argument, NULL, 1003},
+                {"s3-copy", no_argument, NULL, 1004},
+                {"max-files", required_argument, NULL, 1005},
                 {"json", no_argument, NULL, 'j'},
                 {"help", no_argument, NULL, 'h'},
                 {0},
@@ -508,6 +523,23 @@ static int parse_args(struct ice_cli *c, int argc, char **argv)
                 case 'j':
                         c->json = true;
                         break;
+                case 1000:
+                case 1001:
+                case 1002:
+                        r = ice_cli_tier_arg(c, o - 1000, optarg);
+                        break;
+                case 1003:
+                        c->s3_lifecycle = true;
+                        break;
+                case 1004:
+                        c->s3_copy = true;
+                        break;
+                case 1005:
+                        if (floe_parse_int64(optarg, &c->max_files) < 0 || c->max_files < 1) {
+                                fprintf(stderr, "--max-files: bad count \"%s\"\n", optarg);
+                                r = -EINVAL;
+                        }
+                        break;
                 case 'h':
                         usage(stdout);
                         return 1;
@@ -531,12 +563,17 @@ static int apply_config(struct ice_cli *c)
         int r;
 
         if (c->config) {
-                r = lake_conf_load(&c->conf, c->config, &err);
+                r = ice_cli_load_config(c, &err);
                 if (r < 0) {
                         fprintf(stderr, "%s\n", floe_config_error_format(&err, msg, sizeof(msg)));
                         return r;
                 }
         }
+        r = ice_cli_tier_flags(c);
+        if (r < 0)
+                return r;
+        if (c->s3_copy)
+                c->tier_conf.s3_mode = ICE_TIER_S3_COPY;
         if (!c->warehouse && !c->metadata)
                 c->warehouse = c->conf.warehouse;
         if (!c->catalog)
@@ -585,6 +622,16 @@ int ice_cli_open_store(struct ice_cli *c)
                 return r;
         }
         ice_io_store(c->store, &c->io);
+        if (c->use_tiers && c->tier_conf.n_tiers > 1) {
+                /* files of the table may live under every tier's root */
+                r = ice_tier_opts_open(&c->tier, &c->tier_conf, c->store, &c->conf.store, why,
+                                       sizeof(why));
+                if (r < 0) {
+                        fprintf(stderr, "%s\n", why);
+                        return r;
+                }
+                ice_tier_io(&c->tier_io, &c->tier, &c->io);
+        }
         if (c->catalog) {
                 r = lake_catalog_open_explain(c->catalog,
                                               c->catalog_name ? c->catalog_name : "floe", why,
@@ -677,6 +724,8 @@ static bool bad_usage(const struct ice_cli *c, const char *cmd)
                 return true;
         if (is(cmd, "create") && !c->schema == !c->floe_kind)
                 return true;
+        if (is(cmd, "tier") && (c->tier_conf.n_tiers < 2 || (c->s3_lifecycle && c->s3_copy)))
+                return true;
         return false;
 }
 
@@ -684,7 +733,7 @@ int ice_cli(int argc, char **argv)
 {
         static const char *const cmds[] = {"snapshots", "files",   "schema",  "create",
                                            "add-files", "expire",  "orphans", "import",
-                                           "append",    "compact", "verify"};
+                                           "append",    "compact", "verify",  "tier"};
         struct ice_cli c = {.snapshot_id = -1, .older_than_us = -1};
         struct ice_table *t = NULL;
         const char *cmd = argc > 0 ? argv[0] : "";
@@ -710,6 +759,9 @@ int ice_cli(int argc, char **argv)
                 lake_conf_clear(&c.conf);
                 return 2;
         }
+        /* the commands that read or remove the table's files find them under every root */
+        c.use_tiers = !is(cmd, "create") && !is(cmd, "import") && !is(cmd, "append") &&
+                      !is(cmd, "add-files") && !is(cmd, "compact");
         if (strcmp(cmd, "create") == 0) {
                 r = ice_cli_create(&c);
         } else if (strcmp(cmd, "add-files") == 0) {
@@ -720,6 +772,8 @@ int ice_cli(int argc, char **argv)
                 r = ice_cli_append(&c);
         } else if (strcmp(cmd, "compact") == 0) {
                 r = ice_cli_compact(&c);
+        } else if (strcmp(cmd, "tier") == 0) {
+                r = ice_cli_tier(&c);
         } else {
                 r = open_table(&c, &t);
                 if (r == 0 && strcmp(cmd, "snapshots") == 0)
@@ -740,6 +794,7 @@ int ice_cli(int argc, char **argv)
         fflush(stdout);
         ice_table_free(t);
         lake_catalog_close(c.cat);
+        ice_tier_opts_close(&c.tier);
         lake_store_close(c.store);
         lake_conf_clear(&c.conf);
         return r < 0 ? 1 : 0;
