@@ -213,7 +213,7 @@ bench: deps
 soak: deps
 	@$(MAKE) --no-print-directory all
 	FLOE_BIN=$(CURDIR)/$(B) FLOE_UPLOADER_STORM=1 $(PYTHON) -m pytest -q -p no:cacheprovider \
-		tests/system/test_uploader.py -k storm
+		tests/system/test_uploader.py tests/system/test_uploader_scale.py -k storm
 
 demo: deps
 	@$(MAKE) --no-print-directory all

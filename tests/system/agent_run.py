@@ -2,6 +2,7 @@
 and what its metrics file says."""
 import os
 import signal
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -128,3 +129,62 @@ class Agent:
         r = subprocess.run([self.binary, *map(str, args), "--config", str(self.conf)],
                            capture_output=True, text=True, timeout=timeout, env=e)
         return r.returncode, r.stdout, r.stderr
+
+    # -- additions for the uploader storms (test_uploader.py, test_uploader_scale.py) -----
+
+    def ring_path(self):
+        return self.state / "ring"
+
+    def ring_header(self):
+        """The ring file's header (docs/ring.md §2), or None while there is no ring.
+
+        next_seq is the sequence number of the next reading: every reading the ring ever
+        accepted took one, in order, starting at 0 in a new ring file. The header lives in the
+        shared mapping, so kill -9 keeps it (the page cache holds every store), and recovery
+        sets it to the end of the records it walks. So for a ring file that was never replaced
+        (the same ring_id) next_seq counts the readings this agent accepted over all its runs,
+        which its floe_agent_readings_accepted_total (one run's, written periodically) cannot.
+        """
+        try:
+            with open(self.ring_path(), "rb") as f:
+                data = f.read(104)
+        except FileNotFoundError:
+            return None
+        if len(data) < 104 or data[:8] != b"FLOERING":
+            return None
+        (version, _, file_size, ring_id, created_us, _, _, head, next_seq, events_cursor,
+         agg_cursor, watermark_us) = struct.unpack_from("<IIQQqII16xQQQQq", data, 8)
+        return {"version": version, "file_size": file_size, "ring_id": ring_id,
+                "created_us": created_us, "head": head, "next_seq": next_seq,
+                "events_cursor": events_cursor, "agg_cursor": agg_cursor,
+                "watermark_us": watermark_us}
+
+    def wait_ring(self, timeout=30):
+        """The ring header once the agent created its ring."""
+        deadline = time.monotonic() + timeout
+        while True:
+            h = self.ring_header()
+            if h is not None:
+                return h
+            if time.monotonic() > deadline:
+                raise AssertionError("no ring at %s:\n%s" % (self.ring_path(), self.log_tail()))
+            time.sleep(0.05)
+
+    def set_option(self, section, key, value):
+        """Sets one key of the configuration file (taken at the next start)."""
+        out, cur, done = [], None, False
+        for line in self.conf.read_text().splitlines():
+            s = line.strip()
+            if s.startswith("[") and s.endswith("]"):
+                if cur == section and not done:
+                    out.append("%s = %s" % (key, value))
+                    done = True
+                cur = s[1:-1]
+            elif cur == section and s.split("=", 1)[0].strip() == key:
+                line, done = "%s = %s" % (key, value), True
+            out.append(line)
+        if not done:
+            if cur != section:
+                out.append("[%s]" % section)
+            out.append("%s = %s" % (key, value))
+        self.conf.write_text("\n".join(out) + "\n")
