@@ -27,10 +27,9 @@ import zstandard
 import floe_mqtt
 import wire_ref
 from agent_run import Agent
-from enroll_client import Env
 from pg import pg_database, pg_server  # noqa: F401  (pytest fixtures)
 from test_agent_ops import NotifySocket
-from uploader_run import FakeAgent, Storm, UploaderEnv, needs_node
+from uploader_run import FakeAgent, Storm, UploaderEnv, needs_node, make_pki
 
 # python3-avro's notice about Iceberg's map logical type
 pytestmark = pytest.mark.filterwarnings("ignore:Unknown map")
@@ -40,13 +39,7 @@ T0 = 1763676000000000  # 2025-11-20T22:00:00Z, µs
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    bindir = os.environ.get("FLOE_BIN")
-    if not bindir:
-        pytest.skip("FLOE_BIN is not set: run through `make system`")
-    for b in ("floe-ca", "floe-uploader", "floe-agent", "floe-batch"):
-        if not os.access(Path(bindir) / b, os.X_OK):
-            pytest.fail(f"{b} not built in {bindir}", pytrace=False)
-    e = Env(bindir, tmp_path_factory.mktemp("uploader-pki"))
+    e = make_pki(tmp_path_factory, "uploader-pki", ("floe-ca", "floe-uploader", "floe-agent", "floe-batch"))
     try:
         yield e
     finally:

@@ -21,8 +21,7 @@ import pytest
 import floe_mqtt
 import wire_ref
 from agent_run import Agent
-from enroll_client import Env
-from uploader_run import FakeAgent, UploaderEnv, needs_node
+from uploader_run import FakeAgent, UploaderEnv, needs_node, make_pki
 
 pytestmark = pytest.mark.filterwarnings("ignore:Unknown map")
 
@@ -32,13 +31,7 @@ T0 = 1763676000000000  # 2025-11-20T22:00:00Z
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    bindir = os.environ.get("FLOE_BIN")
-    if not bindir:
-        pytest.skip("FLOE_BIN is not set: run through `make system`")
-    for b in ("floe-ca", "floe-uploader", "floe-agent", "floe-lake"):
-        if not os.access(Path(bindir) / b, os.X_OK):
-            pytest.fail(f"{b} not built in {bindir}", pytrace=False)
-    e = Env(bindir, tmp_path_factory.mktemp("maintain-pki"))
+    e = make_pki(tmp_path_factory, "maintain-pki", ("floe-ca", "floe-uploader", "floe-agent", "floe-lake"))
     try:
         yield e
     finally:

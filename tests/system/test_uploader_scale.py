@@ -29,9 +29,8 @@ import pytest
 
 import floe_mqtt
 from agent_run import Agent
-from enroll_client import Env
 from pg import pg_database, pg_server  # noqa: F401  (pytest fixtures)
-from uploader_run import FakeAgent, Storm, UploaderEnv, needs_node
+from uploader_run import FakeAgent, Storm, UploaderEnv, needs_node, make_pki
 
 pytestmark = pytest.mark.filterwarnings("ignore:Unknown map")
 
@@ -41,13 +40,7 @@ STORM = os.environ.get("FLOE_UPLOADER_STORM") == "1"
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    bindir = os.environ.get("FLOE_BIN")
-    if not bindir:
-        pytest.skip("FLOE_BIN is not set: run through `make system`")
-    for b in ("floe-ca", "floe-uploader", "floe-agent", "floe-batch"):
-        if not os.access(Path(bindir) / b, os.X_OK):
-            pytest.fail(f"{b} not built in {bindir}", pytrace=False)
-    e = Env(bindir, tmp_path_factory.mktemp("scale-pki"))
+    e = make_pki(tmp_path_factory, "scale-pki", ("floe-ca", "floe-uploader", "floe-agent", "floe-batch"))
     try:
         yield e
     finally:

@@ -65,6 +65,18 @@ def parse_metrics(text):
     return out
 
 
+
+def make_pki(tmp_path_factory, name, binaries):
+    """The module's PKI and broker (enroll_client.Env) after checking that binaries are built
+    in FLOE_BIN; skips without FLOE_BIN. Stop its broker when done."""
+    bindir = os.environ.get("FLOE_BIN")
+    if not bindir:
+        pytest.skip("FLOE_BIN is not set: run through `make system`")
+    for b in binaries:
+        if not os.access(Path(bindir) / b, os.X_OK):
+            pytest.fail(f"{b} not built in {bindir}", pytrace=False)
+    return Env(bindir, tmp_path_factory.mktemp(name))
+
 class Uploader:
     """floe-uploader with a config written from sections; stderr to a log file."""
 

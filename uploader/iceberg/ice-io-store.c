@@ -79,31 +79,45 @@ static int store_list_one(void *ud, const char *key, uint64_t size, int64_t mtim
         return l->fn(l->ud, location, size, mtime_ms);
 }
 
-static int store_list(void *ud, const char *prefix, ice_io_list_fn fn, void *fn_ud)
+int ice_io_dir_location(const char *prefix, char *loc, size_t size)
 {
-        struct lister l = {.s = ud, .fn = fn, .ud = fn_ud};
-        char loc[KEY_MAX], key[KEY_MAX];
         size_t n = strlen(prefix);
-        int r;
 
         /* keys have no trailing '/': look the directory up, then list below it */
         while (n > 0 && prefix[n - 1] == '/')
                 n--;
-        if (n >= sizeof(loc))
+        if (n >= size)
                 return -ENAMETOOLONG;
         memcpy(loc, prefix, n);
         loc[n] = '\0';
-        r = key_of(ud, loc, key);
-        if (r < 0)
-                return r;
-        n = strlen(key);
-        if (n + 2 > sizeof(key))
+        return 0;
+}
+
+int ice_io_store_list_dir(struct lake_store *s, const char *key, ice_io_list_fn fn, void *ud)
+{
+        struct lister l = {.s = s, .fn = fn, .ud = ud};
+        char dir[KEY_MAX];
+        size_t n = strlen(key);
+
+        if (n + 2 > sizeof(dir))
                 return -ENAMETOOLONG;
+        memcpy(dir, key, n + 1);
         if (n > 0) {
-                key[n] = '/';
-                key[n + 1] = '\0';
+                dir[n] = '/';
+                dir[n + 1] = '\0';
         }
-        return lake_store_list(ud, key, store_list_one, &l);
+        return lake_store_list(s, dir, store_list_one, &l);
+}
+
+static int store_list(void *ud, const char *prefix, ice_io_list_fn fn, void *fn_ud)
+{
+        char loc[KEY_MAX], key[KEY_MAX];
+        int r;
+
+        r = ice_io_dir_location(prefix, loc, sizeof(loc));
+        if (r >= 0)
+                r = key_of(ud, loc, key);
+        return r < 0 ? r : ice_io_store_list_dir(ud, key, fn, fn_ud);
 }
 
 void ice_io_store(struct lake_store *s, struct ice_io *ret)

@@ -134,6 +134,10 @@ struct lake_store;
 struct lake_catalog;
 struct lake_catalog_txn;
 void ice_io_store(struct lake_store *s, struct ice_io *ret);
+/* A directory's location: prefix without its trailing '/' into loc (size bytes). */
+int ice_io_dir_location(const char *prefix, char *loc, size_t size);
+/* Lists the objects below the directory key ("" for all) of s, each by its location. */
+int ice_io_store_list_dir(struct lake_store *s, const char *key, ice_io_list_fn fn, void *ud);
 
 struct ice_catalog_sql {
         struct ice_catalog_ops ops;

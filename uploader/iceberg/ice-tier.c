@@ -78,55 +78,26 @@ static int tio_size(void *ud, const char *location, uint64_t *ret_size)
         return i < 0 ? i : lake_store_size(ti->stores[i], key, ret_size);
 }
 
-struct tio_lister {
-        struct lake_store *s;
-        ice_io_list_fn fn;
-        void *ud;
-};
-
-static int tio_list_one(void *ud, const char *key, uint64_t size, int64_t mtime_ms)
-{
-        struct tio_lister *l = ud;
-        char location[KEY_MAX + 256];
-        int r;
-
-        r = lake_store_location(l->s, key, location, sizeof(location));
-        if (r < 0)
-                return r;
-        return l->fn(l->ud, location, size, mtime_ms);
-}
-
 /* The prefix's key under its root, listed under every root (a store lists each store once). */
 static int tio_list(void *ud, const char *prefix, ice_io_list_fn fn, void *fn_ud)
 {
         struct ice_tier_io *ti = ud;
         char loc[KEY_MAX], key[KEY_MAX];
-        size_t n = strlen(prefix);
         int r;
 
-        while (n > 0 && prefix[n - 1] == '/')
-                n--;
-        if (n >= sizeof(loc))
-                return -ENAMETOOLONG;
-        memcpy(loc, prefix, n);
-        loc[n] = '\0';
-        r = ice_tier_io_find(ti, loc, key, sizeof(key) - 1);
+        r = ice_io_dir_location(prefix, loc, sizeof(loc));
+        if (r >= 0)
+                r = ice_tier_io_find(ti, loc, key, sizeof(key));
         if (r < 0)
                 return r;
-        n = strlen(key);
-        if (n > 0) {
-                key[n] = '/';
-                key[n + 1] = '\0';
-        }
         for (size_t i = 0; i < ti->n; i++) {
-                struct tio_lister l = {.s = ti->stores[i], .fn = fn, .ud = fn_ud};
                 bool seen = !ti->stores[i];
 
                 for (size_t j = 0; j < i && !seen; j++)
                         seen = ti->stores[j] == ti->stores[i];
                 if (seen)
                         continue;
-                r = lake_store_list(ti->stores[i], key, tio_list_one, &l);
+                r = ice_io_store_list_dir(ti->stores[i], key, fn, fn_ud);
                 if (r < 0)
                         return r;
         }
