@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +31,12 @@ static const char SQL_READ[] =
 static const char SQL_WRITE[] = "UPDATE " TABLE " SET hwm = ?, above = ?, updated_ms = ? "
                                 "WHERE catalog_name = ? AND identity = ? AND epoch = ?";
 
+/* A cached stream: 44 bytes and the identity (docs/uploader.md, "Memory"). */
 struct centry {
         struct centry *next;
         uint64_t epoch;
-        uint64_t used_us;
         struct upl_seqset set;
+        uint32_t used_s; /* last use, in seconds of the monotonic clock */
         char identity[];
 };
 
@@ -53,6 +56,13 @@ struct upl_stream_state {
         struct upl_seqset read, next;
         bool have_read;
 };
+
+/* Cache ages in whole seconds ([ledger] cache_idle is at least 1 s); 2^32 s are 136 years of
+ * uptime. */
+static uint32_t secs(uint64_t now_us)
+{
+        return (uint32_t)(now_us / 1000000);
+}
 
 static uint64_t hash(const char *identity, uint64_t epoch)
 {
@@ -176,7 +186,7 @@ static void remember(struct upl_ledger *l, const char *identity, uint64_t epoch,
         size_t len = strlen(identity);
 
         if (!e) {
-                e = floe_calloc(1, sizeof(*e) + len + 1);
+                e = floe_calloc(1, offsetof(struct centry, identity) + len + 1);
                 if (!e)
                         return; /* the cache is an optimisation */
                 memcpy(e->identity, identity, len + 1);
@@ -184,13 +194,15 @@ static void remember(struct upl_ledger *l, const char *identity, uint64_t epoch,
                 *p = e;
                 l->n++;
         }
+        if (set->n == 0) /* no ranges kept from an earlier state */
+                upl_seqset_clear(&e->set);
         if (upl_seqset_copy(&e->set, set) < 0) {
                 *p = e->next;
                 centry_free(e);
                 l->n--;
                 return;
         }
-        e->used_us = now_us;
+        e->used_s = secs(now_us);
         grow(l);
 }
 
@@ -256,7 +268,7 @@ int upl_ledger_check(struct upl_ledger *l, struct lake_catalog *c, const char *i
         int r;
 
         if (e && upl_seqset_has(&e->set, seq)) {
-                e->used_us = now_us;
+                e->used_s = secs(now_us);
                 *ret_committed = true;
                 return 0;
         }
@@ -264,7 +276,7 @@ int upl_ledger_check(struct upl_ledger *l, struct lake_catalog *c, const char *i
                 /* a cached stream is read again only by a commit: not committed as far as we
                  * know, and the commit's transaction decides */
                 if (e)
-                        e->used_us = now_us;
+                        e->used_s = secs(now_us);
                 *ret_committed = false;
                 return 0;
         }
@@ -279,13 +291,15 @@ int upl_ledger_check(struct upl_ledger *l, struct lake_catalog *c, const char *i
 
 size_t upl_ledger_expire(struct upl_ledger *l, uint64_t now_us)
 {
+        uint64_t now_s = secs(now_us);
+
         for (size_t i = 0; i < l->n_slots; i++) {
                 struct centry **p = &l->slots[i];
 
                 while (*p) {
                         struct centry *e = *p;
 
-                        if (now_us - e->used_us >= l->cache_idle_us) {
+                        if ((now_s - e->used_s) * 1000000 >= l->cache_idle_us) {
                                 *p = e->next;
                                 centry_free(e);
                                 l->n--;
@@ -300,6 +314,22 @@ size_t upl_ledger_expire(struct upl_ledger *l, uint64_t now_us)
 size_t upl_ledger_cached(const struct upl_ledger *l)
 {
         return l->n;
+}
+
+/* What the allocator holds for a block: its usable size and the one-word chunk header. */
+static size_t held(const void *p)
+{
+        return p ? malloc_usable_size((void *)p) + sizeof(size_t) : 0;
+}
+
+size_t upl_ledger_memory(const struct upl_ledger *l)
+{
+        size_t sum = held(l->slots);
+
+        for (size_t i = 0; i < l->n_slots; i++)
+                for (const struct centry *e = l->slots[i]; e; e = e->next)
+                        sum += held(e) + held(e->set.r);
+        return sum;
 }
 
 /* -- commits ------------------------------------------------------------------------------- */

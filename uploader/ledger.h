@@ -40,9 +40,13 @@ int upl_ledger_setup(struct upl_ledger *l, struct lake_catalog *c);
 int upl_ledger_check(struct upl_ledger *l, struct lake_catalog *c, const char *identity,
                      uint64_t epoch, uint64_t seq, uint64_t now_us, bool *ret_committed);
 
-/* Forgets cache entries unused for cache_idle. Returns how many remain. */
+/* Forgets cache entries unused for cache_idle (counted in whole seconds). Returns how many
+ * remain. */
 size_t upl_ledger_expire(struct upl_ledger *l, uint64_t now_us);
 size_t upl_ledger_cached(const struct upl_ledger *l);
+/* Bytes the cache holds in the heap (slot table, entries, their ranges), as the allocator
+ * counts them: usable size plus a chunk header per block. */
+size_t upl_ledger_memory(const struct upl_ledger *l);
 
 /* One batch a commit claims: conflict is set when the transaction finds it committed. */
 struct upl_claim {

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 
 #include "ice-table.h"
+#include "ice-tier.h"
 #include "lake.h"
 #include "maintain.h"
 
@@ -18,6 +19,7 @@
 
 struct upl_maint {
         const struct lake_conf *conf;
+        const struct ice_tier_conf *tiers;
         int efd;
         /* the loop's side */
         sd_event_source *io;
@@ -35,6 +37,7 @@ struct upl_maint {
         atomic_bool stop;
         /* the worker's side */
         struct upl_lake lake;
+        struct ice_tier_opts tier;       /* the tiers' roots, open during a run (n_tiers 0: none) */
         int64_t compact_seq[UPL_TABLES]; /* sequence number of the last compaction seen */
         int64_t checked_seq[UPL_TABLES]; /* ... of the last pass that found nothing more to do */
 };
@@ -45,6 +48,7 @@ struct tbl {
         unsigned index;
         const char *name;
         struct ice_io io;
+        struct ice_tier_io ti; /* io over every tier's root */
         struct ice_catalog_sql sql;
         struct ice_table *t;
 };

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* What the maintenance worker does to one table: compaction, snapshot expiry, old metadata
- * files and orphan files (docs/uploader.md, "Maintenance"). */
+/* What the maintenance worker does to one table: compaction, tier moves, snapshot expiry, old
+ * metadata files and orphan files (docs/uploader.md, "Maintenance"). */
 #include "maintain-internal.h"
 
 #include <errno.h>
@@ -81,7 +81,10 @@ static int open_table(struct upl_maint *m, unsigned index, struct tbl *tb, char 
         r = lake_store_location(m->lake.store, key, loc, sizeof(loc));
         if (r < 0)
                 return r;
-        ice_io_store(m->lake.store, &tb->io);
+        if (m->tier.n_tiers > 1)
+                ice_tier_io(&tb->ti, &m->tier, &tb->io); /* each file in the root holding it */
+        else
+                ice_io_store(m->lake.store, &tb->io);
         ice_catalog_sql(&tb->sql, m->lake.catalog, ns, tb->name);
         return ice_table_open(&tb->io, &tb->sql.ops, loc, &tb->t, why, size);
 }
@@ -343,6 +346,57 @@ out:
         return r;
 }
 
+/* -- tiers ----------------------------------------------------------------------------------- */
+
+static void tier_retry(void *ud, int attempt, const char *why)
+{
+        (void)attempt;
+        (void)why;
+        ((struct upl_maint_result *)ud)->retries++;
+}
+
+/* File roots: partitions past a tier's age move in one replace snapshot (at most tier_max_files
+ * files a run); without roots (S3 classes): the lifecycle rule, or CopyObject by age. */
+static int tier(struct tbl *tb, const struct upl_maint_request *req, struct upl_maint_result *res)
+{
+        const struct ice_kv summary[] = {
+                {(char *)"floe.maintenance", (char *)"tier"},
+                {(char *)"floe.uploader", (char *)req->uploader},
+        };
+        struct upl_maint *m = tb->m;
+        struct ice_tier_opts o = m->tier;
+        struct ice_tier_result tr;
+        bool roots = false;
+        char err[600];
+        int r;
+
+        res->ran[UPL_MAINT_TIER] = true;
+        for (size_t i = 1; i < o.n_tiers; i++)
+                roots = roots || m->tiers->root[i];
+        o.max_files = (size_t)req->set.tier_max_files;
+        o.summary = summary;
+        o.n_summary = ELEMENTSOF(summary);
+        o.on_retry = tier_retry;
+        o.retry_ud = res;
+        for (int attempt = 0;; attempt++) {
+                r = roots ? ice_tier_move(&o, m->lake.catalog, m->conf->ns, tb->name, &tr, err,
+                                          sizeof(err))
+                          : ice_tier_s3(&o, m->lake.catalog, m->conf->ns, tb->name, &tr, err,
+                                        sizeof(err));
+                if ((r != -ESTALE && r != -EEXIST) || attempt >= RETRIES || upl_maint_stopping(m))
+                        break;
+        }
+        if (r < 0) {
+                upl_maint_fail(res, UPL_MAINT_TIER, r, err);
+                return r;
+        }
+        res->tier_files = roots ? tr.files : tr.objects_changed;
+        res->tier_partitions = tr.partitions;
+        res->tier_bytes = tr.bytes;
+        res->lifecycle_changed = tr.lifecycle_changed;
+        return refresh(tb); /* committed beside this table handle */
+}
+
 /* -- expiry ---------------------------------------------------------------------------------- */
 
 static size_t count_gone(const int64_t *ids, size_t n, const struct ice_metadata *md)
@@ -593,6 +647,11 @@ void upl_maint_table(struct upl_maint *m, const struct upl_maint_request *req, u
         if (set->compact && upl_maint_may(m, res)) {
                 compact(&tb, req, res);
                 timed(res, UPL_MAINT_COMPACT, t0);
+        }
+        if (set->tier && m->tier.n_tiers > 1 && upl_maint_may(m, res)) {
+                t0 = upl_maint_mono_us();
+                tier(&tb, req, res);
+                timed(res, UPL_MAINT_TIER, t0);
         }
         gc = gc_enabled(tb.t);
         res->gc_disabled = !gc && (set->expire || (req->orphans && set->orphans));

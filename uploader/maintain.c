@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Table maintenance in a worker thread: compaction, snapshot expiry, old metadata files and
- * orphan files, with the worker's own store and catalog; results to the loop by eventfd. */
+/* Table maintenance in a worker thread: compaction, tier moves, snapshot expiry, old metadata
+ * files and orphan files, with the worker's own store and catalog; results to the loop by
+ * eventfd. */
 #include "maintain-internal.h"
 
 #include <errno.h>
@@ -25,7 +26,7 @@
 const char *upl_maint_task_name(enum upl_maint_task task)
 {
         static const char *const names[_UPL_MAINT_TASKS] = {"compact", "expire", "metadata",
-                                                            "orphans"};
+                                                            "orphans", "tier"};
 
         return task < _UPL_MAINT_TASKS ? names[task] : "?";
 }
@@ -39,10 +40,29 @@ static void notify(struct upl_maint *m)
                 return;
 }
 
+/* The tiers' roots beside the warehouse, for this run: files of a table may live under each. */
+static int open_tiers(struct upl_maint *m)
+{
+        char why[400];
+        int r;
+
+        if (!m->tiers || m->tiers->n_tiers < 2)
+                return 0;
+        r = ice_tier_opts_open(&m->tier, m->tiers, m->lake.store, &m->conf->store, why,
+                               sizeof(why));
+        if (r < 0)
+                snprintf(m->lake.why, sizeof(m->lake.why), "[tier] %s", why);
+        return r;
+}
+
 static void run(struct upl_maint *m, const struct upl_maint_request *req)
 {
         int r = upl_lake_open(&m->lake, m->conf);
-        bool failed = r < 0;
+        bool failed;
+
+        if (r == 0)
+                r = open_tiers(m);
+        failed = r < 0;
 
         for (unsigned i = 0; i < UPL_TABLES; i++) {
                 struct upl_maint_result res = {.table = i};
@@ -60,6 +80,8 @@ static void run(struct upl_maint *m, const struct upl_maint_request *req)
                 pthread_mutex_unlock(&m->mu);
                 notify(m);
         }
+        ice_tier_opts_close(&m->tier);
+        m->tier = (struct ice_tier_opts){0};
         /* a broken connection is not kept: the next run opens the lake again */
         if (failed)
                 upl_lake_close(&m->lake);
@@ -139,8 +161,8 @@ static int on_results(sd_event_source *s, int fd, uint32_t revents, void *ud)
         return 0;
 }
 
-int upl_maint_new(sd_event *e, const struct lake_conf *conf, upl_maint_fn fn, void *ud,
-                  struct upl_maint **ret)
+int upl_maint_new(sd_event *e, const struct lake_conf *conf, const struct ice_tier_conf *tiers,
+                  upl_maint_fn fn, void *ud, struct upl_maint **ret)
 {
         struct upl_maint *m = floe_calloc(1, sizeof(*m));
         int r;
@@ -148,6 +170,7 @@ int upl_maint_new(sd_event *e, const struct lake_conf *conf, upl_maint_fn fn, vo
         if (!m)
                 return -ENOMEM;
         m->conf = conf;
+        m->tiers = tiers;
         m->fn = fn;
         m->ud = ud;
         atomic_init(&m->stop, false);

@@ -3,8 +3,9 @@
 
 /*
  * Table maintenance beside ingest (docs/uploader.md, "Maintenance"): a worker thread with its
- * own store and catalog connections compacts small files, expires snapshots, removes old
- * metadata files and orphan files of floe.events and floe.aggregates. The event loop posts a
+ * own store and catalog connections compacts small files, moves old partitions to colder
+ * tiers ([tier]), expires snapshots, removes old metadata files and orphan files of floe.events
+ * and floe.aggregates. The event loop posts a
  * run and hears each table's result through an eventfd; it never waits for the worker.
  */
 
@@ -13,6 +14,7 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "ice-tier.h"
 #include "lake-conf.h"
 #include "upl-settings.h"
 
@@ -21,10 +23,11 @@ enum upl_maint_task {
         UPL_MAINT_EXPIRE,
         UPL_MAINT_METADATA, /* metadata files that fell off the metadata-log */
         UPL_MAINT_ORPHANS,
+        UPL_MAINT_TIER, /* partitions to colder tiers ([tier]) */
         _UPL_MAINT_TASKS,
 };
 
-/* "compact", "expire", "metadata", "orphans". */
+/* "compact", "expire", "metadata", "orphans", "tier". */
 const char *upl_maint_task_name(enum upl_maint_task task);
 
 struct upl_maint_request {
@@ -47,6 +50,10 @@ struct upl_maint_result {
         size_t commits, partitions, files_in, files_out, skipped;
         uint64_t rows, bytes_in, bytes_out;
         int retries;
+        /* tiers: what moved (file roots) or changed class (S3) */
+        size_t tier_files, tier_partitions;
+        uint64_t tier_bytes;
+        bool lifecycle_changed;
         /* expiry, old metadata, orphans */
         size_t snapshots_expired;
         size_t deleted[_UPL_MAINT_TASKS], not_deleted[_UPL_MAINT_TASKS];
@@ -58,10 +65,10 @@ typedef void (*upl_maint_fn)(void *ud, const struct upl_maint_result *res);
 
 struct upl_maint;
 
-/* conf is borrowed and must not change while the worker runs; the thread starts with the first
- * run. */
-int upl_maint_new(sd_event *e, const struct lake_conf *conf, upl_maint_fn fn, void *ud,
-                  struct upl_maint **ret);
+/* conf and tiers (n_tiers < 2: none) are borrowed and must not change while the worker runs;
+ * the thread starts with the first run. */
+int upl_maint_new(sd_event *e, const struct lake_conf *conf, const struct ice_tier_conf *tiers,
+                  upl_maint_fn fn, void *ud, struct upl_maint **ret);
 /* Starts a run of both tables: -EBUSY while one is under way. */
 int upl_maint_post(struct upl_maint *m, const struct upl_maint_request *req);
 bool upl_maint_busy(const struct upl_maint *m);

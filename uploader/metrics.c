@@ -130,6 +130,8 @@ static void intake(struct upl *u, struct floe_metrics *m)
         floe_metrics_u64(m, P "ledger_errors_total", NULL, u->st.ledger_errors);
         fam(m, P "ledger_cached_streams", "gauge", "Streams (identity, epoch) in the cache");
         floe_metrics_u64(m, P "ledger_cached_streams", NULL, upl_ledger_cached(u->ledger));
+        fam(m, P "ledger_cache_bytes", "gauge", "Heap bytes the ledger cache holds");
+        floe_metrics_u64(m, P "ledger_cache_bytes", NULL, upl_ledger_memory(u->ledger));
         fam(m, P "memory_bytes", "gauge", "Bytes of buffered batches, all tables");
         floe_metrics_u64(m, P "memory_bytes", NULL, u->mem);
         fam(m, P "memory_limit_bytes", "gauge", "[buffer] max_memory");
@@ -286,6 +288,10 @@ static void maintenance(struct upl *u, struct floe_metrics *m)
         M("files_skipped_total", "Small files compaction cannot read back (left as they are)",
           skipped);
         M("snapshots_expired_total", "Snapshots expired", expired);
+        M("tier_files_total",
+          "Data files moved to colder tier roots (S3 storage classes: objects given a class)",
+          tier_files);
+        M("tier_bytes_total", "Bytes of the data files moved to colder tier roots", tier_bytes);
 #undef M
         fam(m, P "maintenance_snapshots_since_compaction", "gauge",
             "Snapshots since the table's last compaction, at the last run");

@@ -362,10 +362,20 @@ static void print_maint_settings(const struct upl_maint_settings *m)
                        floe_format_duration(m->expire_max_age_us, b, sizeof(b)),
                        m->expire_min_snapshots);
         if (m->orphans)
-                printf(" orphans older than %s every %s",
+                printf(" orphans older than %s every %s;",
                        floe_format_duration(m->orphan_min_age_us, b, sizeof(b)),
                        floe_format_duration(m->orphan_interval_us, c, sizeof(c)));
-        printf("\n");
+        printf(" tiers %s\n", m->tier ? "by [tier]" : "off");
+}
+
+static void print_tiers(const struct ice_tier_conf *t)
+{
+        char a[32];
+
+        for (size_t i = 1; i < t->n_tiers && i < ICE_TIER_MAX; i++)
+                printf("  tier %zu      after %s: %s\n", i,
+                       floe_format_duration((uint64_t)t->age_ms[i] * 1000, a, sizeof(a)),
+                       t->root[i] ? t->root[i] : t->storage_class[i]);
 }
 
 int upl_check_config_command(const char *config_path)
@@ -395,6 +405,7 @@ int upl_check_config_command(const char *config_path)
                        s.table[i].n_add == 1 ? "" : "s");
         printf("  memory      %s\n", floe_format_size(s.max_memory, b, sizeof(b)));
         print_maint_settings(&s.maint);
+        print_tiers(&s.tier);
         if (s.metrics_enabled)
                 printf("  metrics     http://%s:%d/metrics\n", s.metrics_host, s.metrics_port);
         else

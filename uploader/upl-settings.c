@@ -67,6 +67,8 @@ static const struct floe_config_key known[] = {
         {"maintenance", "orphans"},
         {"maintenance", "orphan_min_age"},
         {"maintenance", "orphan_interval"},
+        {"maintenance", "tier"},
+        {"maintenance", "tier_max_files"},
         {NULL, NULL},
 };
 
@@ -79,6 +81,8 @@ static int check_known(const struct floe_config *cfg, struct floe_config_error *
                 keys[n++] = known[i];
         for (size_t i = 0; lake_conf_keys[i].section && n < KNOWN_MAX - 1; i++)
                 keys[n++] = lake_conf_keys[i];
+        for (size_t i = 0; ice_tier_conf_keys[i].section && n < KNOWN_MAX - 1; i++)
+                keys[n++] = ice_tier_conf_keys[i];
         keys[n] = (struct floe_config_key){NULL, NULL};
         return floe_config_check_known(cfg, keys, err);
 }
@@ -416,9 +420,13 @@ static int load_maint(const struct floe_config *cfg, struct upl_maint_settings *
         r = r
                     ?: floe_config_get_duration(cfg, S, "orphan_min_age", 3 * DAY, 3600 * SEC,
                                                 3650 * DAY, &m->orphan_min_age_us, err);
+        r = r
+                    ?: floe_config_get_duration(cfg, S, "orphan_interval", DAY, 60 * SEC, 365 * DAY,
+                                                &m->orphan_interval_us, err);
+        r = r ?: floe_config_get_bool(cfg, S, "tier", true, &m->tier, err);
         return r
-                       ?: floe_config_get_duration(cfg, S, "orphan_interval", DAY, 60 * SEC,
-                                                   365 * DAY, &m->orphan_interval_us, err);
+                       ?: floe_config_get_uint64(cfg, S, "tier_max_files", 1000, 0, 100000000,
+                                                 &m->tier_max_files, err);
 }
 
 static int load_lake(const struct floe_config *cfg, struct upl_settings *s,
@@ -466,6 +474,7 @@ int upl_settings_load(const struct floe_config *cfg, struct upl_settings *ret,
         r = r ?: load_metrics(cfg, &s, err);
         r = r ?: load_maint(cfg, &s.maint, err);
         r = r ?: load_lake(cfg, &s, err);
+        r = r ?: ice_tier_conf_from(&s.tier, cfg, err);
         if (r < 0)
                 return r;
         floe_config_get_string(cfg, "dead_letters", "prefix", "_dead_letters",

@@ -9,6 +9,7 @@
 
 #include "floe-batch.h"
 #include "floe-config.h"
+#include "ice-tier.h"
 #include "lake-conf.h"
 
 #define UPL_CONFIG_DEFAULT    "/etc/floe/uploader.conf"
@@ -53,6 +54,8 @@ struct upl_maint_settings {
         bool orphans;
         uint64_t orphan_min_age_us;
         uint64_t orphan_interval_us;
+        bool tier;               /* move partitions by [tier] (when it has tiers) */
+        uint64_t tier_max_files; /* per table and run; 0: all that are due */
 };
 
 struct upl_settings {
@@ -88,6 +91,8 @@ struct upl_settings {
         const char *dead_letter_prefix;
         /* [lake], [s3] */
         struct lake_conf lake;
+        /* [tier] (n_tiers 1: none) */
+        struct ice_tier_conf tier;
 };
 
 /* Reads the settings from cfg (NULL: defaults). Strings borrow from cfg. Unknown keys and bad

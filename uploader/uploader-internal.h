@@ -84,6 +84,7 @@ struct upl_maint_stats {
         double last_s[_UPL_MAINT_TASKS];
         uint64_t commits, files_in, files_out, bytes_in, bytes_out, rows, retries, skipped;
         uint64_t expired;
+        uint64_t tier_files, tier_bytes; /* moved to colder tiers (S3: objects given a class) */
         uint64_t since_compaction;
 };
 

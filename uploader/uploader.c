@@ -213,6 +213,16 @@ static void maint_logged(struct upl *u, const char *table, const struct upl_main
                          floe_format_size(res->bytes_in, a, sizeof(a)), res->files_out,
                          floe_format_size(res->bytes_out, b, sizeof(b)), res->commits,
                          res->seconds[UPL_MAINT_COMPACT]);
+        if (res->tier_files && res->tier_partitions)
+                log_info("%s.%s: moved %zu files of %zu partitions (%s) to colder tiers",
+                         u->s.lake.ns, table, res->tier_files, res->tier_partitions,
+                         floe_format_size(res->tier_bytes, a, sizeof(a)));
+        else if (res->tier_files)
+                log_info("%s.%s: gave %zu objects a colder storage class", u->s.lake.ns, table,
+                         res->tier_files);
+        if (res->lifecycle_changed)
+                log_info("%s.%s: installed the bucket lifecycle rule of [tier]", u->s.lake.ns,
+                         table);
         if (res->snapshots_expired || res->deleted[UPL_MAINT_EXPIRE])
                 log_info("%s.%s: expired %zu snapshots, deleted %zu files only they used",
                          u->s.lake.ns, table, res->snapshots_expired,
@@ -283,6 +293,8 @@ static void on_maint(void *ud, const struct upl_maint_result *res)
         st->retries += (uint64_t)res->retries;
         st->skipped += res->skipped;
         st->expired += res->snapshots_expired;
+        st->tier_files += res->tier_files;
+        st->tier_bytes += res->tier_bytes;
         st->since_compaction = res->commits ? 0 : res->since_compaction;
         maint_logged(u, table, res);
 }
@@ -427,6 +439,22 @@ static void apply_tls(struct upl *u, const struct upl_settings *s)
                 u->tls_slot ^= 1;
 }
 
+static bool same_str(const char *a, const char *b)
+{
+        return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_tiers(const struct ice_tier_conf *a, const struct ice_tier_conf *b)
+{
+        if (a->n_tiers != b->n_tiers || a->s3_mode != b->s3_mode)
+                return false;
+        for (size_t i = 1; i < a->n_tiers && i < ICE_TIER_MAX; i++)
+                if (a->age_ms[i] != b->age_ms[i] || !same_str(a->root[i], b->root[i]) ||
+                    !same_str(a->storage_class[i], b->storage_class[i]))
+                        return false;
+        return true;
+}
+
 static int on_reload(void *ud)
 {
         struct upl *u = ud;
@@ -449,9 +477,10 @@ static int on_reload(void *ud)
             strcmp(s.lake.warehouse, u->s.lake.warehouse) != 0 ||
             strcmp(s.lake.catalog, u->s.lake.catalog) != 0 ||
             strcmp(s.lake.ns, u->s.lake.ns) != 0 || s.metrics_port != u->s.metrics_port ||
-            s.session_expiry_us != u->s.session_expiry_us)
+            s.session_expiry_us != u->s.session_expiry_us || !same_tiers(&s.tier, &u->s.tier))
                 log_warning("reload: [broker] host, port, ca_file, client_id, share_group, "
-                            "session_expiry, [lake] and [metrics] change at restart only");
+                            "session_expiry, [lake], [tier] and [metrics] change at restart "
+                            "only");
         apply_tls(u, &s);
         u->s.limits = s.limits;
         u->s.max_memory = s.max_memory;
@@ -581,7 +610,7 @@ static int setup(struct upl *u)
         if (r < 0)
                 return log_error_errno(r, "event loop");
         /* the lake configuration it borrows stays as it is until the exit */
-        r = upl_maint_new(u->e, &u->s.lake, on_maint, u, &u->maint);
+        r = upl_maint_new(u->e, &u->s.lake, &u->s.tier, on_maint, u, &u->maint);
         if (r < 0)
                 return log_error_errno(r, "maintenance");
         r = setup_mqtt(u);

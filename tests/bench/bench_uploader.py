@@ -394,6 +394,7 @@ class Bench:
             settled = status_kib(up.proc.pid, "VmRSS")
             hwm = status_kib(up.proc.pid, "VmHWM")
             cached = up.metric("floe_uploader_ledger_cached_streams")
+            ledger = up.metric("floe_uploader_ledger_cache_bytes")
         finally:
             rc = up.stop()
         if rc != 0:
@@ -402,6 +403,8 @@ class Bench:
         return {"identities": identities, "events": rep["events"], "idle_rss_kib": idle,
                 "peak_kib": hwm, "settled_rss_kib": settled, "cached_streams": int(cached),
                 "settled_bytes_per_identity": (settled - idle) * 1024 / identities,
+                "ledger_bytes": int(ledger),
+                "ledger_bytes_per_identity": int(ledger) / max(1, int(cached)),
                 "seconds": rep["seconds"]}
 
     def close(self):
@@ -537,16 +540,19 @@ def print_tables(r):
 
     print("\n## Uploader memory against identities\n")
     print("| identities | events | RSS idle | peak (VmHWM) | RSS after settling | per identity "
-          "| cached ledger streams |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
+          "| cached ledger streams | ledger cache | ledger per identity |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for m in r["memory"]:
-        print("| %d | %d | %.1f MiB | %.1f MiB | %.1f MiB | %.0f B | %d |" % (
+        print("| %d | %d | %.1f MiB | %.1f MiB | %.1f MiB | %.0f B | %d | %.2f MiB | %.1f B |" % (
             m["identities"], m["events"], mib(m["idle_rss_kib"] * 1024),
             mib(m["peak_kib"] * 1024), mib(m["settled_rss_kib"] * 1024),
-            m["settled_bytes_per_identity"], m["cached_streams"]))
+            m["settled_bytes_per_identity"], m["cached_streams"], mib(m["ledger_bytes"]),
+            m["ledger_bytes_per_identity"]))
     print("\nEach identity sends two batches of 48 events, the second after the first's ack, "
           "at interval 1 s; settled: 3 s after the last ack (glibc keeps freed heap, so this "
-          "is an upper bound of what the identities hold).")
+          "is an upper bound of what the identities hold). Ledger: the heap blocks of the "
+          "ledger cache (floe_uploader_ledger_cache_bytes: slot table, entries, ranges, with "
+          "the allocator's chunk overhead) over the streams it holds.")
 
 
 def main():

@@ -892,6 +892,7 @@ static void test_compact_and_verify(void **state)
 struct fakecat {
         char loc[1024];
         bool lands, load_fails;
+        int refuse; /* the caller's statements refuse with this: rolled back */
 };
 
 static int fc_load(void *ud, char **ret)
@@ -916,6 +917,8 @@ static int fc_swap(void *ud, const char *expected, const char *location)
 
         if (strcmp(expected, c->loc) != 0)
                 return -ESTALE;
+        if (c->refuse)
+                return c->refuse;
         if (c->lands)
                 snprintf(c->loc, sizeof(c->loc), "%s", location);
         return -EIO;
@@ -965,6 +968,13 @@ static void test_commit_unknown(void **state)
         assert_int_equal(ice_table_append(t, &df, 1, NULL, 0, &id), -EIO);
         assert_false(t->commit_unknown);
         snprintf(path, sizeof(path), "%s/floe/events/metadata/v4.metadata.json", f->url + 7);
+        assert_int_equal(access(path, F_OK), -1);
+        /* the caller's statements refused (the uploader's ledger: -EALREADY): rolled back, a
+         * certain outcome even with the catalog unreadable; cleaned up */
+        fc.refuse = -EALREADY;
+        fc.load_fails = true;
+        assert_int_equal(ice_table_append(t, &df, 1, NULL, 0, &id), -EALREADY);
+        assert_false(t->commit_unknown);
         assert_int_equal(access(path, F_OK), -1);
         ice_table_free(t);
 }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -384,13 +385,28 @@ static void test_ledger_bound_and_corruption(void **state)
         upl_ledger_free(l);
 }
 
+#define S 1000000ULL
+
+/* What the allocator holds for a block of n bytes, as upl_ledger_memory() counts it. */
+static size_t chunk(size_t n)
+{
+        void *p = malloc(n);
+        size_t c;
+
+        assert_non_null(p);
+        c = malloc_usable_size(p) + sizeof(size_t);
+        free(p);
+        return c;
+}
+
 static void test_ledger_cache(void **state)
 {
         struct fx *f = *state;
         struct upl_ledger *l = NULL;
         bool yes = true;
+        size_t base, entry;
 
-        assert_int_equal(upl_ledger_new("floe", 256, 10, &l), 0);
+        assert_int_equal(upl_ledger_new("floe", 256, 10 * S, &l), 0);
         /* not set up: only the cache answers, and knows nothing */
         assert_int_equal(upl_ledger_check(l, f->c, "acme.gw-1", 1, 1, 0, &yes), 0);
         assert_false(yes);
@@ -398,15 +414,27 @@ static void test_ledger_cache(void **state)
         assert_int_equal(commit(l, f, "acme.gw-1", 1, (uint64_t[]){1}, 1, NULL, NULL), 0);
         assert_int_equal(upl_ledger_cached(l), 1);
         /* the cache alone (no catalog) knows the commit */
-        assert_int_equal(upl_ledger_check(l, NULL, "acme.gw-1", 1, 1, 5, &yes), 0);
+        assert_int_equal(upl_ledger_check(l, NULL, "acme.gw-1", 1, 1, 5 * S + 300000, &yes), 0);
         assert_true(yes);
-        assert_int_equal(upl_ledger_expire(l, 14), 1);
-        assert_int_equal(upl_ledger_expire(l, 15), 0);
-        assert_int_equal(upl_ledger_check(l, NULL, "acme.gw-1", 1, 1, 20, &yes), 0);
+        assert_int_equal(upl_ledger_expire(l, 14 * S + 999999), 1);
+        assert_int_equal(upl_ledger_expire(l, 15 * S), 0);
+        base = upl_ledger_memory(l); /* the slot table alone */
+        assert_true(base >= 1024 * sizeof(void *));
+        assert_int_equal(upl_ledger_check(l, NULL, "acme.gw-1", 1, 1, 20 * S, &yes), 0);
         assert_false(yes);
         /* read again from the database */
-        assert_int_equal(upl_ledger_check(l, f->c, "acme.gw-1", 1, 1, 20, &yes), 0);
+        assert_int_equal(upl_ledger_check(l, f->c, "acme.gw-1", 1, 1, 20 * S, &yes), 0);
         assert_true(yes);
+        /* one stream without ranges: the slot table and one block of 44 bytes + identity (glibc
+         * may hand out up to 31 bytes more rather than split a free chunk) */
+        entry = chunk(44 + strlen("acme.gw-1") + 1);
+        assert_in_range(upl_ledger_memory(l) - base, entry, entry + 31);
+        /* with ranges, their block too */
+        assert_int_equal(commit(l, f, "acme.gw-1", 1, (uint64_t[]){5}, 1, NULL, NULL), 0);
+        assert_true(upl_ledger_memory(l) - base >= entry + chunk(4 * 16));
+        /* filled again up to hwm: the ranges' block is given back */
+        assert_int_equal(commit(l, f, "acme.gw-1", 1, (uint64_t[]){2, 3, 4}, 3, NULL, NULL), 0);
+        assert_in_range(upl_ledger_memory(l) - base, entry, entry + 31);
         /* many streams: the table grows */
         for (int i = 0; i < 3000; i++) {
                 char id[32];

@@ -408,8 +408,11 @@ static int swap_failed(struct ice_table *t, const struct ice_metadata *md, const
 
         ice_table_fail(t, r, "catalog: %s",
                        r == -ESTALE ? "committed by someone else" : strerror(-r));
-        /* conflicts, busy locks, missing tables and bad names change nothing */
-        if (r == -ESTALE || r == -EBUSY || r == -ENOENT || r == -EINVAL || r == -ENOMEM) {
+        /* conflicts, busy locks, missing tables, bad names and the caller's own statements
+         * refusing (-EALREADY: the uploader's ledger found batches committed elsewhere) roll
+         * the transaction back: they change nothing */
+        if (r == -ESTALE || r == -EBUSY || r == -ENOENT || r == -EINVAL || r == -ENOMEM ||
+            r == -EALREADY) {
                 t->io.del(t->io.ud, loc);
                 return r;
         }
