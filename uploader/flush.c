@@ -94,6 +94,21 @@ static uint64_t backoff(const struct upl *u, unsigned attempt)
 }
 
 static void begin_writing(struct upl_table *t);
+static void commit(struct upl_table *t);
+
+static int on_rebase(sd_event_source *s, uint64_t usec, void *ud)
+{
+        struct upl_table *t = ud;
+
+        (void)s;
+        (void)usec;
+        t->retry = sd_event_source_disable_unref(t->retry);
+        if (t->phase == UPL_FLUSH_REBASE) {
+                t->phase = UPL_FLUSH_WRITING;
+                commit(t);
+        }
+        return 0;
+}
 
 static int on_retry(sd_event_source *s, uint64_t usec, void *ud)
 {
@@ -162,6 +177,7 @@ static void begin_writing(struct upl_table *t)
                 return;
         }
         t->n_order = t->fl.n_items;
+        t->rebases = 0;
         t->phase = UPL_FLUSH_WRITING;
         sd_event_source_set_enabled(t->u->work, SD_EVENT_ON);
 }
@@ -196,6 +212,8 @@ void upl_flush_retry_now(struct upl *u)
         for (unsigned i = 0; i < UPL_TABLES; i++)
                 if (u->tables[i].phase == UPL_FLUSH_WAIT)
                         on_retry(NULL, 0, &u->tables[i]);
+                else if (u->tables[i].phase == UPL_FLUSH_REBASE)
+                        on_rebase(NULL, 0, &u->tables[i]);
 }
 
 bool upl_flush_drained(const struct upl *u)
@@ -243,8 +261,6 @@ static int evolve(struct upl_table *t, const struct upl_column *col)
         t->pos = 0;
         return 0;
 }
-
-static void commit(struct upl_table *t);
 
 /* Writes the next batches of the flush; commits after the last one. */
 static void step(struct upl_table *t)
@@ -398,6 +414,30 @@ static void conflict(struct upl_table *t, struct upl_claim **claims, size_t n)
         t->pos = 0;
 }
 
+/* Another writer committed first: the flush's files are kept and committed again on the
+ * refreshed table after commit.retry's wait, on a timer (the loop goes on meanwhile); past
+ * commit.retry.num-retries the flush fails and is written again after a backoff. */
+static void lost_race(struct upl_table *t)
+{
+        struct upl *u = t->u;
+        struct ice_table *it = ice_writer_table(t->w);
+        int64_t ms;
+
+        t->rebases++;
+        t->st.conflicts++;
+        if (t->rebases > ice_table_retry_limit(it)) {
+                failed(t, -ESTALE, ice_writer_error(t->w));
+                return;
+        }
+        ms = ice_table_retry_delay_ms(it, t->rebases);
+        log_info("%s.%s: commit conflict (attempt %d), committing again in %" PRId64 " ms: %s",
+                 u->s.lake.ns, t->name, t->rebases, ms, ice_writer_error(t->w));
+        t->phase = UPL_FLUSH_REBASE;
+        t->retry = sd_event_source_disable_unref(t->retry);
+        if (floe_event_add_timer(u->e, (uint64_t)ms * 1000, 1000, on_rebase, t, &t->retry) < 0)
+                on_rebase(NULL, 0, t); /* no timer: at once */
+}
+
 static void commit(struct upl_table *t)
 {
         struct upl *u = t->u;
@@ -414,6 +454,7 @@ static void commit(struct upl_table *t)
                 .n_summary = ELEMENTSOF(summary),
                 .txn_fn = upl_ledger_txn,
                 .txn_ud = &lc,
+                .conflict_returns = true,
         };
         size_t n = 0;
         uint64_t t0;
@@ -452,6 +493,8 @@ static void commit(struct upl_table *t)
                 committed(t, &res, (double)(upl_now_mono() - t0) / 1e6);
         } else if (r == -EALREADY) {
                 conflict(t, claims, n);
+        } else if (r == -EAGAIN) {
+                lost_race(t);
         } else {
                 failed(t, r, lc.error[0] ? lc.error : ice_writer_error(t->w));
         }

@@ -35,6 +35,8 @@ enum upl_phase {
         UPL_FLUSH_IDLE,
         UPL_FLUSH_WRITING, /* fl is being written, step by step */
         UPL_FLUSH_WAIT,    /* fl failed: retry after a backoff */
+        UPL_FLUSH_REBASE,  /* fl written, its commit lost a race: committed again after
+                              commit.retry's wait, on a timer */
 };
 
 struct upl_hist {
@@ -70,6 +72,7 @@ struct upl_table {
         size_t n_order, pos;
         enum upl_phase phase;
         unsigned attempt;
+        int rebases; /* commits of this flush that lost a race */
         uint64_t flush_mono;
         sd_event_source *retry;
         char last_error[512];

@@ -652,6 +652,29 @@ static void test_conflict_retry(void **state)
                 for (size_t k = 0; k < i; k++)
                         assert_string_not_equal(fs.f[i].path, fs.f[k].path);
         assert_int_equal(verify(f, ice_writer_table(b)), 0);
+        /* a conflict returned instead of waited for: the files stay for the next attempt */
+        {
+                struct ice_writer_commit c = {.conflict_returns = true};
+                struct files fb;
+
+                heard = 0;
+                assert_int_equal(ice_writer_write(a, r.v, r.n), 0);
+                assert_int_equal(ice_writer_write(b, r.v, r.n), 0);
+                assert_int_equal(ice_writer_commit(a, NULL, &ra), 0);
+                assert_int_equal(ice_writer_commit(b, &c, &rb), -EAGAIN);
+                assert_int_equal(heard, 0); /* no wait, no retry here */
+                assert_false(ice_writer_table(b)->no_retries);
+                assert_non_null(strstr(ice_writer_error(b), "kept for the next attempt"));
+                files_of(ice_writer_table(a), &fb);
+                assert_int_equal(fb.n, 6); /* a's two more; b's not yet */
+                files_clear(&fb);
+                assert_int_equal(ice_writer_commit(b, &c, &rb), 0); /* on the refreshed table */
+                assert_int_equal(rb.files, 2);
+                files_of(ice_writer_table(b), &fb);
+                assert_int_equal(fb.n, 8);
+                files_clear(&fb);
+                assert_int_equal(verify(f, ice_writer_table(b)), 0);
+        }
         /* commits of the file-system table need no statements */
         {
                 struct ice_writer_commit c = {.txn_fn = ledger_insert};

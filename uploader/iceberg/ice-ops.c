@@ -385,7 +385,7 @@ int ice_table_append(struct ice_table *t, const struct ice_data_file *files, siz
         struct ice_manifest_file added = {0};
         struct ice_summary_delta delta = {0};
         struct producer p;
-        int64_t retries = prop(t->md, ICE_PROP_COMMIT_RETRIES, 4), parts;
+        int64_t retries = t->no_retries ? 0 : prop(t->md, ICE_PROP_COMMIT_RETRIES, 4), parts;
         bool merged = false;
         int r;
 
@@ -554,7 +554,7 @@ int ice_table_replace(struct ice_table *t, const struct ice_data_file *removed, 
         struct ice_manifest_file am = {0};
         struct ice_strset set = {0};
         struct producer p;
-        int64_t retries = prop(t->md, ICE_PROP_COMMIT_RETRIES, 4);
+        int64_t retries = t->no_retries ? 0 : prop(t->md, ICE_PROP_COMMIT_RETRIES, 4);
         int r;
 
         t->error[0] = '\0';

@@ -493,14 +493,20 @@ int ice_table_commit(struct ice_table *t, struct ice_metadata *md)
         return 0;
 }
 
-void ice_table_retry_wait(const struct ice_table *t, int attempt)
+int ice_table_retry_limit(const struct ice_table *t)
+{
+        int64_t n = 4;
+
+        if (ice_kvs_get_i64(&t->md->properties, ICE_PROP_COMMIT_RETRIES, 4, &n) < 0 || n < 0)
+                n = 4;
+        return n > 1000 ? 1000 : (int)n;
+}
+
+int64_t ice_table_retry_delay_ms(const struct ice_table *t, int attempt)
 {
         int64_t min = 100, max = 60000, wait;
         uint32_t jitter = 0;
-        struct timespec ts;
 
-        if (t->on_retry)
-                t->on_retry(t->on_retry_ud, attempt, t->error);
         if (ice_kvs_get_i64(&t->md->properties, "commit.retry.min-wait-ms", 100, &min) < 0 ||
             min < 0)
                 min = 100;
@@ -515,7 +521,17 @@ void ice_table_retry_wait(const struct ice_table *t, int attempt)
         /* between half and all of it, so that writers that collided do not collide again */
         if (RAND_bytes((uint8_t *)&jitter, sizeof(jitter)) != 1)
                 jitter = (uint32_t)attempt * 2654435761u;
-        wait = wait / 2 + (int64_t)(jitter % (uint32_t)(wait / 2 + 1));
+        return wait / 2 + (int64_t)(jitter % (uint32_t)(wait / 2 + 1));
+}
+
+void ice_table_retry_wait(const struct ice_table *t, int attempt)
+{
+        int64_t wait;
+        struct timespec ts;
+
+        if (t->on_retry)
+                t->on_retry(t->on_retry_ud, attempt, t->error);
+        wait = ice_table_retry_delay_ms(t, attempt);
         ts.tv_sec = wait / 1000;
         ts.tv_nsec = (wait % 1000) * 1000000;
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)

@@ -65,6 +65,9 @@ struct ice_table {
         /* the last commit failed where it may have landed (the catalog's COMMIT broke and the
          * catalog could not be read back): nothing of it was deleted; refresh to find out */
         bool commit_unknown;
+        /* appends and replaces return their first conflict (-ESTALE) instead of waiting and
+         * retrying: a caller on an event loop waits ice_table_retry_delay_ms() on a timer */
+        bool no_retries;
 };
 
 #define ICE_METADATA_MAX_BYTES (64u << 20)
@@ -74,6 +77,10 @@ struct ice_table *ice_table_free(struct ice_table *t);
 /* Sleeps before retry number attempt (1, 2, ...): commit.retry.min-wait-ms doubling up to
  * commit.retry.max-wait-ms, with jitter; calls t->on_retry first. */
 void ice_table_retry_wait(const struct ice_table *t, int attempt);
+/* The wait before retry number attempt, as ice_table_retry_wait() sleeps it (jittered). */
+int64_t ice_table_retry_delay_ms(const struct ice_table *t, int attempt);
+/* commit.retry.num-retries (4 unless set). */
+int ice_table_retry_limit(const struct ice_table *t);
 /* Sets t->error; returns r. */
 int ice_table_fail(struct ice_table *t, int r, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));

@@ -76,6 +76,7 @@ struct ice_writer {
         void (*retry_fn)(void *ud, int attempt, const char *why);
         void *retry_ud;
         int retries;
+        bool stale; /* the last commit lost a race (-EAGAIN): refresh before the next */
         int failed;
         char error[512];
 };

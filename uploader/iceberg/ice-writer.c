@@ -325,6 +325,7 @@ void ice_writer_abort(struct ice_writer *w)
         ice_writer_drop_parts(w); /* open files: discarded, never visible */
         clear_done(w, true);
         w->failed = 0;
+        w->stale = false;
 }
 
 static void on_retry(void *ud, int attempt, const char *why)
@@ -383,7 +384,14 @@ int ice_writer_commit(struct ice_writer *w, const struct ice_writer_commit *c,
                         *ret = res;
                 return 0;
         }
-        r = sync_table(w);
+        if (w->stale) { /* the table moved on since: rebase on what it is now */
+                r = ice_table_refresh(t);
+                if (r < 0)
+                        ice_writer_fail(w, r, "%s.%s: %s", w->ns, w->name, t->error);
+        } else {
+                r = sync_table(w);
+        }
+        w->stale = false;
         if (r == 0 && t->md->default_spec_id != w->spec_id)
                 r = ice_writer_fail(w, -ESTALE,
                                     "%s.%s: the partition spec changed: reopen the writer", w->ns,
@@ -396,6 +404,7 @@ int ice_writer_commit(struct ice_writer *w, const struct ice_writer_commit *c,
         w->sql.txn_ud = c->txn_ud;
         t->on_retry = on_retry;
         t->on_retry_ud = w;
+        t->no_retries = c->conflict_returns;
         w->retries = 0;
         if (c->n_removed)
                 r = ice_table_replace(t, c->removed, c->n_removed, w->done, w->n_done, c->summary,
@@ -405,9 +414,19 @@ int ice_writer_commit(struct ice_writer *w, const struct ice_writer_commit *c,
         w->sql.txn_fn = NULL;
         w->sql.txn_ud = NULL;
         t->on_retry = NULL;
+        t->no_retries = false;
         res.retries = w->retries;
         if (r < 0) {
                 size_t n = w->n_done, before = w->orphans.n;
+
+                if (c->conflict_returns && (r == -ESTALE || r == -EEXIST) && !t->commit_unknown) {
+                        ice_writer_fail(w, r,
+                                        "%s.%s: %s; its %zu files are kept for the next "
+                                        "attempt",
+                                        w->ns, w->name, t->error[0] ? t->error : strerror(-r), n);
+                        w->stale = true;
+                        return -EAGAIN;
+                }
 
                 if (t->commit_unknown) {
                         ice_writer_fail(w, r, "%s.%s: %s; its %zu files are kept", w->ns, w->name,

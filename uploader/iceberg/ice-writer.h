@@ -102,6 +102,10 @@ struct ice_writer_commit {
         /* replace: these live files become DELETED in the same snapshot (compaction) */
         const struct ice_data_file *removed;
         size_t n_removed;
+        /* a conflict is not waited for and retried here: -EAGAIN returns with the files kept,
+         * to be committed again (after ice_table_retry_delay_ms, on the caller's timer) or
+         * aborted */
+        bool conflict_returns;
 };
 
 struct ice_writer_result {
@@ -112,7 +116,8 @@ struct ice_writer_result {
 };
 
 /* Commits every file written since the last commit in one snapshot. No files and nothing
- * removed: no snapshot; txn_fn still runs in a transaction of its own. */
+ * removed: no snapshot; txn_fn still runs in a transaction of its own. -EAGAIN: lost to
+ * another commit with c->conflict_returns (the files are kept). */
 int ice_writer_commit(struct ice_writer *w, const struct ice_writer_commit *c,
                       struct ice_writer_result *ret);
 /* Drops what is not committed: open files are discarded, finished ones deleted (best effort;
