@@ -145,7 +145,12 @@ static int config_text(const struct ca_broker_opts *o, const char *dir, char **r
                       "# (per_listener_settings must come before the listeners).\n"
                       "per_listener_settings true\n"
                       "# Global: no Nagle delay on small messages such as enrollment answers.\n"
-                      "set_tcp_nodelay true\n");
+                      "set_tcp_nodelay true\n"
+                      "# Global: the uploaders' shared subscription is sent a whole fleet's\n"
+                      "# unacknowledged batches (agents x [uplink] inflight); mosquitto's default\n"
+                      "# of 1000 queued messages per client would drop the rest until the agents\n"
+                      "# resend them.\n"
+                      "max_queued_messages 1000000\n");
         if (o->user)
                 sb_printf(&b, "user %s\n", o->user);
         sb_printf(&b,

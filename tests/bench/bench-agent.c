@@ -6,10 +6,12 @@
  * (1,000 sensors x 20 metrics at 1 Hz, one payload per sensor per second,
  * 60 s windows). Also heap allocations per reading in steady state (every
  * malloc of the process, libraries included, is counted by interposition)
- * and outbox bytes per reading.
+ * and outbox bytes per reading. With FLOE_BENCH_JSON=DIR the figures also go
+ * to DIR/bench-agent.json.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +91,7 @@ static void die(const char *what, int r)
  * map of 20 metrics m0..m19 with two decimals, each payload on its own
  * arrival time, the agent's default batch settings. */
 enum fmt { F_JSON, F_LINE, F_CBOR, F_STREAM, F_MAX };
+static const char *const fmt_keys[F_MAX] = {"json", "line", "cbor", "stream"};
 static const char *const fmt_names[F_MAX] = {"JSON map, 20 metrics", "line protocol, 20 lines",
                                              "CBOR map, 20 metrics", "JSON map, MQTT bench"};
 
@@ -381,6 +384,36 @@ static void rmtree_outbox(const char *dir)
                 fprintf(stderr, "bench-agent: could not remove %s\n", dir);
 }
 
+/* The figures as JSON in $FLOE_BENCH_JSON/bench-agent.json, when that is set. */
+static void write_json(const struct result *res, int rounds)
+{
+        const char *dir = getenv("FLOE_BENCH_JSON");
+        json_t *formats = json_array(), *o;
+        char path[4096];
+
+        for (int f = 0; f < F_MAX; f++)
+                if (res[f].readings)
+                        json_array_append_new(
+                                formats, json_pack("{s:s, s:s, s:I, s:f, s:f, s:f, s:f}", "key",
+                                                   fmt_keys[f], "label", fmt_names[f], "readings",
+                                                   (json_int_t)res[f].readings, "readings_per_s",
+                                                   (double)res[f].readings / res[f].seconds,
+                                                   "ns_per_reading",
+                                                   res[f].seconds * 1e9 / (double)res[f].readings,
+                                                   "allocations_per_reading",
+                                                   (double)res[f].steady_allocs /
+                                                           (double)res[f].steady_readings,
+                                                   "outbox_bytes_per_reading",
+                                                   res[f].outbox_bytes_per_reading));
+        o = json_pack("{s:s, s:i, s:i, s:i, s:i, s:o}", "bench", "bench-agent", "seconds_of_data",
+                      SECONDS, "sensors", PROFILE_SENSORS, "metrics", PROFILE_METRICS, "rounds",
+                      rounds, "formats", formats);
+        snprintf(path, sizeof(path), "%s/bench-agent.json", dir ? dir : "");
+        if (!o || (dir && *dir && json_dump_file(o, path, JSON_INDENT(1)) < 0))
+                die(path, -EIO);
+        json_decref(o);
+}
+
 int main(void)
 {
         size_t total = (size_t)SECONDS * PROFILE_SENSORS * PROFILE_METRICS;
@@ -440,6 +473,7 @@ int main(void)
                         printf(" %" PRIu64 " for %" PRIu64 " readings (%s);", res[f].steady_allocs,
                                res[f].steady_readings, fmt_names[f]);
         printf(" they come from outbox segment rolls, not from readings.\n");
+        write_json(res, rounds > 0 ? rounds : 1);
         free(rows);
         return 0;
 }

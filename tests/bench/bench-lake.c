@@ -9,13 +9,15 @@
  * merging as in service), median and p90 of the commit, of the expiry and of both: without
  * fsync (what grows with the table, if anything) and with it (what a disk adds); the tables
  * take turns so that the disk's varying fsync latency hits all three alike. Target: the
- * commit at 100,000 files within 2x of the one at 10.
+ * commit at 100,000 files within 2x of the one at 10. With FLOE_BENCH_JSON=DIR the figures
+ * also go to DIR/bench-lake.json.
  */
 #include <errno.h>
 #include <ftw.h>
 #include <stdbool.h>
 #include <sys/types.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -281,11 +283,45 @@ static void finish(struct table *t)
         nftw(t->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+static json_t *pct_json(double *v, size_t n)
+{
+        return json_pack("{s:f, s:f}", "p50", pct(v, n, 0.5), "p90", pct(v, n, 0.9));
+}
+
+/* One mode's figures of the three tables. */
+static json_t *mode_json(struct table *t, bool durable, size_t n)
+{
+        json_t *tables = json_array();
+
+        for (size_t i = 0; i < 3; i++)
+                json_array_append_new(tables,
+                                      json_pack("{s:I, s:f, s:o, s:o, s:o}", "files",
+                                                (json_int_t)t[i].files, "build_s", t[i].build_s,
+                                                "commit_ms", pct_json(t[i].commit, n), "expire_ms",
+                                                pct_json(t[i].expire, n), "total_ms",
+                                                pct_json(t[i].both, n)));
+        return json_pack("{s:b, s:I, s:o}", "fsync", durable, "appends", (json_int_t)n, "tables",
+                         tables);
+}
+
+/* The figures as JSON in $FLOE_BENCH_JSON/bench-lake.json, when that is set. */
+static void write_json(json_t *o)
+{
+        const char *dir = getenv("FLOE_BENCH_JSON");
+        char path[4096];
+
+        snprintf(path, sizeof(path), "%s/bench-lake.json", dir ? dir : "");
+        if (!o || (dir && *dir && json_dump_file(o, path, JSON_INDENT(1)) < 0))
+                die(path, -EIO);
+        json_decref(o);
+}
+
 int main(void)
 {
         static uint8_t no_text[ROWS];
         struct table *t = calloc(3, sizeof(*t));
         struct rows *rows = calloc(1, sizeof(*rows));
+        json_t *modes = json_array(), *manifests = json_array();
 
         if (!rows || !t)
                 die("memory", -ENOMEM);
@@ -331,13 +367,20 @@ int main(void)
                        pct(t[2].commit, n, 0.9) / pct(t[0].commit, n, 0.9),
                        pct(t[2].both, n, 0.5) / pct(t[0].both, n, 0.5),
                        pct(t[2].both, n, 0.9) / pct(t[0].both, n, 0.9));
+                json_array_append_new(modes, mode_json(t, durable, n));
         }
         for (size_t i = 0; i < 3; i++) {
                 finish(&t[i]);
+                json_array_append_new(manifests,
+                                      json_pack("{s:I, s:I}", "files", (json_int_t)t[i].files,
+                                                "manifests", (json_int_t)t[i].manifests));
                 printf("%s%zu files: %zu manifests in the last snapshot", i ? ", " : "\n",
                        t[i].files, t[i].manifests);
         }
         printf("\n");
+        write_json(json_pack("{s:s, s:i, s:i, s:i, s:o, s:o}", "bench", "bench-lake", "rows", ROWS,
+                             "warmup_appends", WARMUP, "retain_last", 100, "modes", modes,
+                             "last_snapshot_manifests", manifests));
         free(rows);
         free(t);
         return 0;

@@ -6,10 +6,12 @@
  * profile (profile.h), next to DuckDB writing the same rows with
  * COPY ... (FORMAT parquet, COMPRESSION zstd) and SET threads=1 in the same
  * run (tests/node/bench-duckdb.mjs). Times are wall clock, best of ROUNDS.
- * Skips DuckDB (with a note) when tests/node/node_modules is absent.
+ * Skips DuckDB (with a note) when tests/node/node_modules is absent. With
+ * FLOE_BENCH_JSON=DIR the figures also go to DIR/bench-parquet.json.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,6 +215,29 @@ static double json_num(const char *json, const char *key)
         return p ? strtod(p + strlen(pat), NULL) : -1;
 }
 
+static json_t *floe_json(int level, double seconds, size_t bytes)
+{
+        return json_pack("{s:i, s:f, s:f, s:I, s:f}", "zstd_level", level, "seconds", seconds,
+                         "rows_per_s", ROWS / seconds, "bytes", (json_int_t)bytes, "bytes_per_row",
+                         (double)bytes / ROWS);
+}
+
+/* The figures as JSON in $FLOE_BENCH_JSON/bench-parquet.json, when that is set. */
+static int write_json(json_t *o)
+{
+        const char *dir = getenv("FLOE_BENCH_JSON");
+        char path[4096];
+        int r = o ? 0 : -ENOMEM;
+
+        snprintf(path, sizeof(path), "%s/bench-parquet.json", dir ? dir : "");
+        if (o && dir && *dir && json_dump_file(o, path, JSON_INDENT(1)) < 0)
+                r = -EIO;
+        if (r < 0)
+                fprintf(stderr, "bench-parquet: cannot write %s\n", path);
+        json_decref(o);
+        return r;
+}
+
 int main(void)
 {
         static struct rows rows;
@@ -220,6 +245,8 @@ int main(void)
         struct memsink m = {0};
         char dir[] = "/tmp/bench-parquet.XXXXXX", in[64], out[64], result[4096], *v;
         struct stat st;
+        json_t *js = json_pack("{s:s, s:i, s:i, s:i}", "bench", "bench-parquet", "rows", ROWS,
+                               "rounds", ROUNDS, "duckdb_threads", 1);
         double t, t1, duck_s, duck_bytes;
         size_t bytes, bytes1;
         int r = 0;
@@ -244,13 +271,18 @@ int main(void)
         o.float_split = true;
         (void)write_file(&rows, &o, 65536, &m);
         printf("floe, zstd 3, delta + byte-stream-split:  %6.2f bytes/row\n", (double)m.len / ROWS);
+        json_object_set_new(js, "floe_zstd1", floe_json(1, t1, bytes1));
+        json_object_set_new(js, "floe_delta_split_bytes_per_row", json_real((double)m.len / ROWS));
         printf("floe, zstd 1:            %8.0f rows/s  %6.2f bytes/row  (%.3f s, %zu bytes)\n",
                ROWS / t1, (double)bytes1 / ROWS, t1, bytes1);
 
         if (stat("tests/node/node_modules/@duckdb/node-api", &st) < 0) {
                 printf("duckdb: skipped (tests/node/node_modules absent: scripts/install-deps)\n");
+                json_object_set_new(js, "duckdb_skipped",
+                                    json_string("tests/node/node_modules absent"));
         } else if ((r = run_duckdb(in, out, result, sizeof(result))) < 0) {
                 fprintf(stderr, "bench-parquet: duckdb run failed\n");
+                json_object_set_new(js, "duckdb_skipped", json_string("duckdb run failed"));
         } else {
                 parquet_options_init(&o);
                 t1 = write_file(&rows, &o, 65536, &m);
@@ -267,12 +299,21 @@ int main(void)
                        duck_bytes / ROWS, duck_s, duck_bytes, json_num(result, "median"));
                 printf("floe / duckdb: %.2fx rows/s, %.3fx bytes\n", duck_s / t,
                        (double)bytes / duck_bytes);
+                json_object_set_new(
+                        js, "duckdb",
+                        json_pack("{s:s#, s:f, s:f, s:f, s:f, s:f}", "version", v ? v + 11 : "",
+                                  v ? (int)strcspn(v + 11, "\"") : 0, "seconds", duck_s, "median_s",
+                                  json_num(result, "median"), "rows_per_s", ROWS / duck_s, "bytes",
+                                  duck_bytes, "bytes_per_row", duck_bytes / ROWS));
                 if (json_num(result, "rows") != ROWS) {
                         fprintf(stderr, "bench-parquet: duckdb read %s rows from our file\n",
                                 result);
                         r = -EIO;
                 }
         }
+        json_object_set_new(js, "floe", floe_json(3, t, bytes));
+        if (write_json(js) < 0)
+                r = -EIO;
         unlink(in);
         unlink(out);
         rmdir(dir);

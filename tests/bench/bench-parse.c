@@ -4,7 +4,9 @@
  * the three payload formats, each carrying 20 readings of one sensor: a JSON
  * map of 20 metrics, 20 lines of line protocol, a CBOR map of 20 metrics.
  * Times are thread CPU time; each figure is the best of several rounds.
+ * With FLOE_BENCH_JSON=DIR the figures also go to DIR/bench-parse.json.
  */
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,10 +113,27 @@ static int sink(void *userdata, const struct agent_reading *r)
         return 0;
 }
 
+/* The figures as JSON in $FLOE_BENCH_JSON/bench-parse.json, when that is set. */
+static int write_json(json_t *o)
+{
+        const char *dir = getenv("FLOE_BENCH_JSON");
+        char path[4096];
+        int r = o ? 0 : -1;
+
+        snprintf(path, sizeof(path), "%s/bench-parse.json", dir ? dir : "");
+        if (o && dir && *dir && json_dump_file(o, path, JSON_INDENT(1)) < 0)
+                r = -1;
+        if (r < 0)
+                fprintf(stderr, "bench-parse: cannot write %s\n", path);
+        json_decref(o);
+        return r;
+}
+
 int main(void)
 {
         struct payload pl[3] = {{0}};
         struct agent_parser *p;
+        json_t *rows = json_array();
         double check = 0;
 
         make_json(&pl[0]);
@@ -151,10 +170,18 @@ int main(void)
                 }
                 printf("| %s | %zu | %d | %.0f | %.0f | %.0f |\n", pl[k].name, pl[k].len, n, best,
                        best * n, 1e9 / (best * n));
+                json_array_append_new(rows, json_pack("{s:s, s:I, s:i, s:f, s:f, s:f}", "label",
+                                                      pl[k].name, "bytes", (json_int_t)pl[k].len,
+                                                      "readings", n, "payloads_per_s", best,
+                                                      "readings_per_s", best * n, "ns_per_reading",
+                                                      1e9 / (best * n)));
         }
         printf("\nOne core, thread CPU time, best of %d rounds; readings go to a callback that "
                "sums values (checksum %.0f).\n",
                ROUNDS, check > 0 ? 1.0 : 0.0);
         agent_parser_free(p);
-        return 0;
+        return write_json(json_pack("{s:s, s:i, s:o}", "bench", "bench-parse", "rounds", ROUNDS,
+                                    "payloads", rows)) < 0
+                       ? 1
+                       : 0;
 }

@@ -4,7 +4,8 @@ readings at QoS 0 and 1, next to mosquitto_sub receiving the same stream in the 
 the agent's RSS idle and under load. Two streams, published as fast as mosquitto_pub can:
 the reference profile's sensors sending one JSON map of 20 metrics per sensor per second, and
 the same sensors sending one JSON object per reading (the shape of most MQTT sensor firmware).
-The agent runs with its default batch, window and outbox settings."""
+The agent runs with its default batch, window and outbox settings. With FLOE_BENCH_JSON=DIR
+the figures also go to DIR/bench_agent_mqtt.json."""
 import json
 import os
 import random
@@ -132,6 +133,24 @@ def run(qos, work, data, messages, per):
         broker.stop()
 
 
+def write_json(results):
+    """The figures as JSON in $FLOE_BENCH_JSON/bench_agent_mqtt.json, when that is set."""
+    d = os.environ.get("FLOE_BENCH_JSON")
+    if not d:
+        return
+    runs = []
+    for r in results:
+        per = 1e6 / r["readings"]
+        runs.append({
+            "shape": r["shape"], "qos": r["qos"], "readings": r["readings"],
+            "agent_cpu_s": r["agent_cpu"], "sub_cpu_s": r["sub_cpu"],
+            "agent_cpu_s_per_m": r["agent_cpu"] * per, "sub_cpu_s_per_m": r["sub_cpu"] * per,
+            "rss_idle_kib": r["rss_idle"], "rss_peak_kib": r["rss_peak"],
+            "ring_rss_kib": r["ring_rss"]})
+    doc = {"bench": "bench_agent_mqtt", "rounds": ROUNDS, "runs": runs}
+    Path(d, "bench_agent_mqtt.json").write_text(json.dumps(doc, indent=1) + "\n")
+
+
 def main():
     results = []
     with tempfile.TemporaryDirectory(prefix="floe-bench-mqtt-") as d:
@@ -158,6 +177,7 @@ def main():
             r["shape"], r["qos"], r["readings"], r["agent_cpu"] * per, r["sub_cpu"] * per,
             r["agent_cpu"] / max(r["sub_cpu"], 1e-9), r["rss_idle"] / 1024,
             r["rss_peak"] / 1024, r["ring_rss"] / 1024))
+    write_json(results)
     print("\nmosquitto_sub receives each payload and writes nothing; the agent parses, "
           "writes the ring, aggregates, batches, encodes and writes the outbox. CPU: the least "
           "of %d rounds for each side; RSS: the most. RSS counts shared library pages (about "

@@ -8,11 +8,10 @@ batches in flight and its seqs in order, as the agent's [uplink] inflight, and t
 uploader's acks. Each device has 8 sensors x 6 metrics read every second; a batch holds 10 s
 of them (480 events, the agent's default [batch] max_age), values at the sensor's resolution.
 
-The broker is the configuration `floe-ca broker-config` writes (mTLS listeners), plus a service
-identity for the replayer (floe-replay: write floe/v1/+/batch, read floe/v1/+/ack) and
-`max_queued_messages 0`: a fleet's thousands of in-flight batches queue in the broker while
-the uploader's receive window (64) is full, which mosquitto's default of 1000 queued messages
-per client would drop. The uploader runs with its defaults except the paths, the metrics port
+The broker is the configuration `floe-ca broker-config` writes (mTLS listeners; its
+`max_queued_messages 1000000` lets a fleet's thousands of in-flight batches queue in the broker
+while the uploader's receive window (64) is full), plus a service identity for the replayer
+(floe-replay: write floe/v1/+/batch, read floe/v1/+/ack). The uploader runs with its defaults except the paths, the metrics port
 and `session_expiry = 0` (a benchmark's sessions must not outlive their run).
 
 Figures:
@@ -93,14 +92,14 @@ def binaries():
 
 
 class Broker(FloeBroker):
-    """broker-config's mosquitto configuration, the replayer's ACL, unbounded queues."""
+    """broker-config's mosquitto configuration and the replayer's ACL."""
 
     def config(self):
         acl = Path(self.generated).parent / "acl-service.conf"
         if "floe-replay" not in acl.read_text():
             with open(acl, "a") as f:
                 f.write(REPLAY_ACL)
-        return "max_queued_messages 0\n" + super().config()
+        return super().config()
 
 
 def cpu_seconds(pid):
