@@ -8,10 +8,7 @@
 
 #include "ca-cmd.h"
 #include "floe-alloc.h"
-
-#ifndef FLOE_VERSION
-#define FLOE_VERSION "0.1.0"
-#endif
+#include "floe-version.h"
 
 static void usage(FILE *f)
 {

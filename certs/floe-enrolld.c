@@ -13,12 +13,9 @@
 #include "floe-mqtt.h"
 #include "enroll-settings.h"
 #include "floe-alloc.h"
+#include "floe-version.h"
 #include "floe-event.h"
 #include "floe-log.h"
-
-#ifndef FLOE_VERSION
-#define FLOE_VERSION "0.1.0"
-#endif
 
 #define SEC             1000000ULL
 #define STATUS_INTERVAL (5 * SEC)

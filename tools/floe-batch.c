@@ -14,6 +14,7 @@
 #include "floe-batch.h"
 #include "floe-config.h"
 #include "floe-ndjson.h"
+#include "floe-version.h"
 #include "floe-wire.h"
 
 #define EXIT_REJECTED 1
@@ -29,13 +30,14 @@ static void usage(FILE *f)
                 "                 [-o OUT] [IN|-]\n"
                 "       %s decode [LIMITS] [IN|-]\n"
                 "       %s stat [LIMITS] [--raw] FILE...\n"
+                "       %s --version\n"
                 "\n"
                 "encode reads NDJSON rows and writes one batch (docs/wire-format.md);\n"
                 "decode prints a batch as NDJSON; stat prints its header and sizes.\n"
                 "LIMITS: --max-compressed SIZE --max-decompressed SIZE --max-rows N\n"
                 "        --max-dict N --max-series N --max-name N --max-text N\n"
                 "Exit status: 0 ok, 1 input rejected, 2 usage or I/O error.\n",
-                prog, prog, prog);
+                prog, prog, prog, prog);
 }
 
 static int64_t now_us(void)
@@ -488,6 +490,10 @@ int main(int argc, char **argv)
         cmd = argv[1];
         if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) {
                 usage(stdout);
+                return 0;
+        }
+        if (strcmp(cmd, "--version") == 0) {
+                printf("floe-batch %s (build %s)\n", FLOE_VERSION, FLOE_BUILD);
                 return 0;
         }
         optind = 2;

@@ -6,6 +6,7 @@
 #include "catalog-cli.h"
 #include "ice-cli.h"
 #include "parquet-cli.h"
+#include "floe-version.h"
 #include "store-cli.h"
 
 static int table_cmd(int argc, char **argv)
@@ -43,7 +44,8 @@ static void usage(FILE *f)
                 fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].help);
         fprintf(f, "\nfloe-lake [-c CONFIG] COMMAND: [lake] warehouse, catalog and namespace "
                    "and [s3] options\nof CONFIG apply to the table commands (docs/lake.md).\n"
-                   "floe-lake COMMAND --help shows a command's options.\n");
+                   "floe-lake COMMAND --help shows a command's options; floe-lake --version "
+                   "the version.\n");
 }
 
 int main(int argc, char **argv)
@@ -71,6 +73,10 @@ int main(int argc, char **argv)
         }
         if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
                 usage(stdout);
+                return 0;
+        }
+        if (strcmp(argv[1], "--version") == 0) {
+                printf("floe-lake %s (build %s)\n", FLOE_VERSION, FLOE_BUILD);
                 return 0;
         }
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)

@@ -7,9 +7,7 @@
  * acknowledged to the agents after the commit.
  */
 
-#ifndef FLOE_VERSION
-#define FLOE_VERSION "0.1.0"
-#endif
+#include "floe-version.h"
 
 struct upl;
 

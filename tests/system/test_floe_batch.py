@@ -197,3 +197,17 @@ def test_usage_errors(floe_bin):
     assert r.returncode == 2 and b"--kind" in r.stderr
     r = run([floe_bin("floe-batch"), "decode", "/nonexistent/batch"])
     assert r.returncode == 2 and b"No such file" in r.stderr
+
+
+def test_every_program_says_the_packaged_version(floe_bin):
+    """--version of every program prints the version packaging/debian/changelog gives."""
+    from pathlib import Path
+
+    changelog = Path(__file__).resolve().parents[2] / "packaging" / "debian" / "changelog"
+    version = changelog.read_text().split("(", 1)[1].split(")", 1)[0]
+    for prog in ("floe-agent", "floe-uploader", "floe-ca", "floe-enrolld", "floe-batch",
+                 "floe-lake"):
+        p = subprocess.run([str(floe_bin(prog)), "--version"], capture_output=True, text=True,
+                           timeout=10)
+        assert p.returncode == 0, (prog, p.stderr)
+        assert p.stdout.split()[:2] == [prog, version], (prog, p.stdout)

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "floe-version.h"
+
 /* Physical types: the values of parquet.thrift's Type. */
 enum parquet_physical {
         PARQUET_BOOLEAN = 0,
@@ -77,12 +79,8 @@ struct parquet_column {
         bool required;
 };
 
-#define PARQUET_VERSION "0.1.0"
-#ifndef FLOE_BUILD
-#define FLOE_BUILD "unknown"
-#endif
-/* parquet-java's VersionParser reads this as application "floe", version 0.1.0. */
-#define PARQUET_CREATED_BY "floe version " PARQUET_VERSION " (build " FLOE_BUILD ")"
+/* parquet-java's VersionParser reads this as application "floe", version FLOE_VERSION. */
+#define PARQUET_CREATED_BY "floe version " FLOE_VERSION " (build " FLOE_BUILD ")"
 
 struct parquet_options {
         enum parquet_codec codec; /* UNCOMPRESSED or ZSTD (default) */
