@@ -49,6 +49,31 @@ def free_port(host="127.0.0.1"):
         return s.getsockname()[1]
 
 
+def run(*args, ok=True, timeout=120, **kwargs):
+    """A command to its end, output captured; with ok, an exit status other than 0 fails the
+    test with the command and the ends of its output."""
+    r = subprocess.run([str(a) for a in args], capture_output=True, text=True,
+                       timeout=timeout, **kwargs)
+    if ok:
+        assert r.returncode == 0, f"{' '.join(map(str, args))}: exit {r.returncode}\n" \
+            f"{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    return r
+
+
+def terminate(proc, timeout):
+    """SIGTERM, then SIGKILL after timeout: proc's exit status, None if it had to be killed."""
+    rc = proc.poll()
+    if rc is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            rc = None
+    return rc
+
+
 def port_accepts(host, port, timeout=0.2):
     try:
         with socket.create_connection((host, port), timeout=timeout):

@@ -15,7 +15,6 @@ P-192, Ed25519, CA:TRUE, hostile subjects).
 import json
 import os
 import re
-import signal
 import socket
 import ssl
 import subprocess
@@ -30,7 +29,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 import floe_mqtt
-from conftest import free_port
+from conftest import free_port, terminate
 from test_floe_ca import FloeBroker, FloeCA
 
 KEY_ARGS = {
@@ -238,15 +237,7 @@ class Enrolld:
         """SIGTERM; returns the exit status (SIGKILL and None after timeout)."""
         if self.proc is None:
             return None
-        rc = self.proc.poll()
-        if rc is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                rc = None
+        rc = terminate(self.proc, timeout)
         self.proc = None
         self.log.close()
         return rc

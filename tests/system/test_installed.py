@@ -27,7 +27,6 @@ import pwd
 import re
 import shlex
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -38,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Mosquitto, free_port
+from conftest import Mosquitto, free_port, run, terminate
 from test_floe_ca import FloeBroker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,15 +52,6 @@ pytestmark = pytest.mark.skipif(
     os.environ.get("FLOE_INSTALLED") != "1",
     reason="FLOE_INSTALLED=1 not set: this test runs the installed Debian packages "
     "(scripts/ci-installed builds, installs and purges them, as root)")
-
-
-def run(*args, ok=True, timeout=120, **kwargs):
-    r = subprocess.run([str(a) for a in args], capture_output=True, text=True,
-                       timeout=timeout, **kwargs)
-    if ok:
-        assert r.returncode == 0, f"{' '.join(map(str, args))}: exit {r.returncode}\n" \
-            f"{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
-    return r
 
 
 def packaged_programs():
@@ -212,15 +202,7 @@ class Daemon:
         """SIGTERM by pid, SIGKILL after timeout; the exit status (None if killed)."""
         if self.proc is None:
             return None
-        rc = self.proc.poll()
-        if rc is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                rc = None
+        rc = terminate(self.proc, timeout)
         return rc
 
     def close(self):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run
 from pki import PKI
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,15 +74,6 @@ pytestmark = [
                        reason="make check SANITIZE=1: the packages (built without sanitizers) "
                        "are checked by the plain make check"),
 ]
-
-
-def run(*args, ok=True, timeout=120, **kwargs):
-    r = subprocess.run([str(a) for a in args], capture_output=True, text=True,
-                       timeout=timeout, **kwargs)
-    if ok:
-        assert r.returncode == 0, f"{' '.join(map(str, args))}: exit {r.returncode}\n" \
-            f"{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
-    return r
 
 
 class Built:

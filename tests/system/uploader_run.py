@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, terminate
 from enroll_client import Credentials, Env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -158,15 +158,7 @@ class Uploader:
         """SIGTERM; the exit status (None if it had to be killed)."""
         if self.proc is None:
             return None
-        rc = self.proc.poll()
-        if rc is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                rc = None
+        rc = terminate(self.proc, timeout)
         self.proc = None
         return rc
 
