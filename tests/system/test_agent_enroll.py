@@ -375,6 +375,29 @@ def test_enroll_command_key_types(env, tmp_path, key_type, text):
     assert pubkey_matches(a.cert, a.key) and mode(a.key) == 0o600
 
 
+def test_key_provider_and_property_query(env, tmp_path):
+    """[enroll] key_provider loads an OpenSSL 3 provider by name and key_propq makes the key
+    through it (a TPM would be "tpm2" / "provider=tpm2"; none here, so the default provider
+    named explicitly); a provider that is not there is refused by name before any request."""
+    ident = "acme.prov-1"
+    creds, _ = env.claim("prov", allow=[ident])
+    a = device_agent(env, tmp_path, "prov-bad", ident, creds,
+                     enroll={"key_provider": "floe-no-such-provider"})
+    rc, out, err = a.command("enroll")
+    assert rc != 0 and "[enroll] key_provider floe-no-such-provider" in err, err
+    assert not a.key.exists() and not Path(str(a.key) + ".new").exists()
+    a = device_agent(env, tmp_path, "prov-ok", ident, creds,
+                     enroll={"key_provider": "default", "key_propq": "provider=default"})
+    rc, out, err = a.command("enroll")
+    assert rc == 0, (out, err)
+    assert pubkey_matches(a.cert, a.key) and mode(a.key) == 0o600
+    # a property query no provider answers: no key, a clear error
+    b = device_agent(env, tmp_path, "prov-q", "acme.prov-2", env.claim("prov2",
+                     allow=["acme.prov-2"])[0], enroll={"key_propq": "provider=floe-none"})
+    rc, out, err = b.command("enroll")
+    assert rc != 0 and not b.key.exists() and "device.key.new (p256)" in err, err
+
+
 def test_a_retry_after_a_restart_sends_the_same_key(env, tmp_path):
     """No answer (floe-enrolld down): the key made for the request stays pending, 0600, and
     the next run asks with it, so an answer that was lost gives the same certificate."""
