@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const struct cfg_entry *lookup(const struct floe_config *cfg, const char *section,
                                       const char *key)
@@ -67,6 +68,25 @@ int floe_config_key_error(const struct floe_config *cfg, const char *section, co
                    ap);
         va_end(ap);
         return r;
+}
+
+int floe_config_check_file(const struct floe_config *cfg, const char *section, const char *key,
+                           const char *path, struct floe_config_error *err)
+{
+        struct stat st;
+        int r;
+
+        if (stat(path, &st) < 0) {
+                if (errno == EACCES)
+                        return 0;
+                r = -errno;
+                return floe_config_key_error(cfg, section, key, r, err, "%s: %s", path,
+                                             strerror(-r));
+        }
+        if (!S_ISREG(st.st_mode))
+                return floe_config_key_error(cfg, section, key, -EINVAL, err,
+                                             "%s: not a regular file", path);
+        return 0;
 }
 
 int floe_config_locate(const struct floe_config *cfg, const char *section, const char *key,

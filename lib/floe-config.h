@@ -103,6 +103,12 @@ int floe_config_key_error(const struct floe_config *cfg, const char *section, co
                           int error, struct floe_config_error *err, const char *fmt, ...)
         __attribute__((format(printf, 6, 7)));
 
+/* path (the value of section/key) names a regular file that exists; else the error with the
+ * key's location. A file this user may not look at (EACCES: `status` or `--check-config` run
+ * by an operator) passes: the daemon's own user may read it. */
+int floe_config_check_file(const struct floe_config *cfg, const char *section, const char *key,
+                           const char *path, struct floe_config_error *err);
+
 /* -EINVAL with the location of the first key (in reading order) not listed
  * in known, or of the first empty section not named in known. */
 int floe_config_check_known(const struct floe_config *cfg, const struct floe_config_key *known,

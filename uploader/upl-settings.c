@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "floe-alloc.h"
 #include "iceberg.h"
@@ -103,23 +102,10 @@ static bool topic_level_ok(const char *s)
 static int check_file(const struct floe_config *cfg, const char *key, const char *path,
                       struct floe_config_error *err)
 {
-        struct stat st;
-        int r;
-
         if (!*path)
                 return floe_config_key_error(cfg, "broker", key, -EINVAL, err,
                                              "the broker needs ca_file, cert_file and key_file");
-        if (stat(path, &st) < 0) {
-                if (errno == EACCES)
-                        return 0; /* `status` by an operator: the daemon's user may read it */
-                r = -errno;
-                return floe_config_key_error(cfg, "broker", key, r, err, "%s: %s", path,
-                                             strerror(-r));
-        }
-        if (!S_ISREG(st.st_mode))
-                return floe_config_key_error(cfg, "broker", key, -EINVAL, err,
-                                             "%s: not a regular file", path);
-        return 0;
+        return floe_config_check_file(cfg, "broker", key, path, err);
 }
 
 static int load_broker(const struct floe_config *cfg, struct upl_settings *s,

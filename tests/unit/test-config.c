@@ -1184,6 +1184,30 @@ static void test_key_error(void **state)
         floe_config_free(cfg);
 }
 
+static void test_check_file(void **state)
+{
+        struct floe_config *cfg = load_ok("[uplink]\ncert_file = x\n");
+        struct floe_config_error err = {0};
+        char dir[] = "/tmp/floe-config-XXXXXX", file[64];
+        FILE *f;
+
+        (void)state;
+        assert_non_null(mkdtemp(dir));
+        snprintf(file, sizeof(file), "%s/cert.pem", dir);
+        f = fopen(file, "we");
+        assert_non_null(f);
+        fclose(f);
+        assert_int_equal(floe_config_check_file(cfg, "uplink", "cert_file", file, &err), 0);
+        assert_int_equal(floe_config_check_file(cfg, "uplink", "cert_file", dir, &err), -EINVAL);
+        assert_non_null(strstr(fmt_err(&err), "t.conf:2: [uplink] cert_file: /tmp/floe-config-"));
+        assert_non_null(strstr(fmt_err(&err), ": not a regular file"));
+        assert_int_equal(unlink(file), 0);
+        assert_int_equal(floe_config_check_file(cfg, "uplink", "cert_file", file, &err), -ENOENT);
+        assert_non_null(strstr(fmt_err(&err), "cert.pem: No such file or directory"));
+        assert_int_equal(rmdir(dir), 0);
+        floe_config_free(cfg);
+}
+
 static void test_limits(void **state)
 {
         struct floe_config_limits limits = floe_config_limits_default();
@@ -1304,6 +1328,7 @@ int main(void)
                 cmocka_unit_test(test_check_known),
                 cmocka_unit_test(test_iteration),
                 cmocka_unit_test(test_key_error),
+                cmocka_unit_test(test_check_file),
                 cmocka_unit_test(test_limits),
                 cmocka_unit_test(test_alloc_failures),
         };
