@@ -219,9 +219,10 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo $(B)
 
-# Debian packages of the working tree into build/deb/ (scripts/make-deb --help).
+# Debian packages of the working tree into build/deb/ (scripts/make-deb --help);
+# ARCH=arm64: cross-built into build/deb-arm64/ (docs/packaging.md, "arm64").
 deb: deps
-	@scripts/make-deb
+	@scripts/make-deb $(if $(ARCH),--arch $(ARCH))
 
 lint:
 	@scripts/lint
