@@ -471,9 +471,17 @@ static int setup_led(struct board_linux *b, const struct floe_config *cfg, const
                 r = board_path_join(dir, sizeof(dir), b->set.sysfs_root, rel);
                 if (r >= 0 && stat(dir, &st) == 0 && S_ISDIR(st.st_mode)) {
                         r = board_led_open(&b->led, dir);
+                        /* auto: an LED this service may not drive (a read-only /sys under the
+                         * unit's sandbox) is no reason to stop; a named one is */
+                        if (r < 0 && names != one && (r == -EROFS || r == -EACCES || r == -EPERM))
+                                return 0;
                         if (r < 0)
-                                return floe_config_key_error(cfg, section, "led", r, err, "%s: %s",
-                                                             dir, strerror(-r));
+                                return floe_config_key_error(
+                                        cfg, section, "led", r, err, "%s: %s%s", dir, strerror(-r),
+                                        r == -EROFS || r == -EACCES || r == -EPERM
+                                                ? " (the unit must allow writing it: "
+                                                  "ReadWritePaths=/sys/class/leds/...)"
+                                                : "");
                         return 0;
                 }
                 if (names == one)

@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -771,6 +774,69 @@ static void test_rpi_fixture(void **state)
         tmp_remove();
 }
 
+/* In a child with its own mount namespace: the LED directory bind-mounted read-only, as a
+ * unit's ProtectKernelTunables makes /sys. 0 as expected, 77 when namespaces are not allowed
+ * here, else the step that went wrong. */
+static int ro_led_child(const char *root)
+{
+        const struct board_ops *b = board_find("rpi");
+        struct floe_config_error err = {0};
+        struct floe_config *cfg;
+        char dir[PATH_MAX], section[64];
+        void *st = NULL;
+
+        snprintf(dir, sizeof(dir), "%s/sys/class/leds/ACT", root);
+        /* "none": the kernel ignores source and type here, valgrind wants strings */
+        if (unshare(CLONE_NEWNS) < 0 || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0 ||
+            mount(dir, dir, "none", MS_BIND, NULL) < 0 ||
+            mount("none", dir, "none", MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+                return 77;
+        if (board_section(b, section, sizeof(section)) < 0)
+                return 1;
+        /* auto: no LED, no error */
+        cfg = conf(root_conf("rpi", root, ""));
+        if (b->open(cfg, section, &st, &err) < 0 || !st)
+                return 2;
+        if (b->led_set(st, BOARD_LED_ERROR) < 0)
+                return 3;
+        b->close(st);
+        floe_config_free(cfg);
+        /* named: refused, and the message says what the unit must allow */
+        cfg = conf(root_conf("rpi", root, "led = ACT\n"));
+        st = NULL;
+        if (b->open(cfg, section, &st, &err) != -EROFS || st)
+                return 4;
+        if (!strstr(fmt_err(&err), "Read-only file system (the unit must allow writing it"))
+                return 5;
+        floe_config_free(cfg);
+        return 0;
+}
+
+static void test_rpi_led_read_only(void **state)
+{
+        const char *root = tmp_copy("rpi");
+        int status;
+        pid_t pid;
+
+        (void)state;
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0)
+                _exit(ro_led_child(root));
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        /* the unit's sandbox cannot be copied here without mount namespaces */
+        if (WEXITSTATUS(status) == 77) {
+                tmp_remove();
+                skip();
+        }
+        assert_int_equal(WEXITSTATUS(status), 0);
+        /* the LED was left as it was */
+        assert_string_equal(tmp_text("sys/class/leds/ACT/trigger"),
+                            "none timer heartbeat default-on [mmc0]\n");
+        tmp_remove();
+}
+
 static void test_rpi_watchdog(void **state)
 {
         const char *root = tmp_copy("rpi");
@@ -969,6 +1035,7 @@ int main(void)
                 cmocka_unit_test_teardown(test_linux_bad_root, teardown),
                 cmocka_unit_test_teardown(test_linux_read_errors, teardown),
                 cmocka_unit_test_teardown(test_rpi_fixture, teardown),
+                cmocka_unit_test_teardown(test_rpi_led_read_only, teardown),
                 cmocka_unit_test_teardown(test_rpi_watchdog, teardown),
                 cmocka_unit_test_teardown(test_rpi_identity_and_leds, teardown),
                 cmocka_unit_test_teardown(test_no_alloc_per_poll, teardown),
