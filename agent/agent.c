@@ -585,6 +585,7 @@ static int open_local(struct agent *a)
                 .backoff_min_us = 500000,
                 .backoff_max_us = 30000000,
                 .receive_max = 100,
+                .buffered_reads = true, /* main.c routes read() through floe_mqtt_read() */
         };
         int r;
 

@@ -11,10 +11,20 @@
 #include "agent.h"
 #include "enroll-client.h"
 #include "floe-log.h"
+#include "floe-mqtt.h"
 
 #ifndef FLOE_VERSION
 #define FLOE_VERSION "0.1.0"
 #endif
+
+/* libmosquitto reads each packet of the local broker with three or four read() calls:
+ * this definition, which the process's libraries call instead of libc's, serves them from
+ * floe-mqtt's buffer (docs/agent.md, "Memory and CPU"); every other read() goes to the
+ * kernel as it is. */
+ssize_t read(int fd, void *buf, size_t n)
+{
+        return floe_mqtt_read(fd, buf, n);
+}
 
 static void usage(FILE *f)
 {

@@ -99,6 +99,8 @@ struct agent_parser {
                 uint32_t n, used;
                 uint16_t off[AGENT_PARSE_REF_KEYS];
                 uint8_t len[AGENT_PARSE_REF_KEYS];
+                /* printable ASCII but '"' and '\\': the key as it is in a JSON payload */
+                bool raw[AGENT_PARSE_REF_KEYS];
                 char bytes[AGENT_PARSE_REF_BYTES];
         } dup_ref[2];
         uint8_t dup_ref_cur; /* dup_ref[dup_ref_cur] is the reference, if dup_ref_ok */

@@ -434,9 +434,13 @@ static int object_fast(struct jr *j)
         unsigned depth = j->depth;
         uint32_t n0 = p->n, members = 0;
         size_t str0 = p->str_used;
-        struct agent_pv tv;
+        uint32_t n_untimed = n0; /* readings staged before the time key */
+        /* for the usual reading (stale at worst: then it takes agent_parse_stage()) */
+        bool topic_ok = p->topic_sensor_ok == 1;
+        const size_t max_name = p->o.max_name_len;
+        const uint32_t max_readings = p->o.max_readings;
         bool have_time = false;
-        int64_t ts;
+        int64_t ts = AGENT_TS_NONE;
         int r;
 
         if (enter(j) < 0 || at(j, '}'))
@@ -452,21 +456,34 @@ static int object_fast(struct jr *j)
                 double x = 0;
                 bool null = false;
                 const char *t = NULL;
+                bool same = false;
 
                 /* "key": without space around the colon, or the general way */
                 if (!at(j, '"'))
                         goto general;
                 k = j->c + 1;
-                while (k < j->e && !str_stop[(unsigned char)*k])
-                        k++;
-                if (k < j->e && *k == '"') {
-                        /* printable ASCII without escapes */
-                        kn = (size_t)(k - j->c - 1);
-                        k = j->c + 1;
+                if (p->dup_matching && p->dup_i < ref->n && ref->raw[p->dup_i]) {
+                        /* the previous object's key in this place, unchanged: no scan,
+                         * and no duplicate of the keys before */
+                        kn = ref->len[p->dup_i];
+                        same = (size_t)(j->e - k) > kn && k[kn] == '"' &&
+                               agent_bytes_eq(k, ref->bytes + ref->off[p->dup_i], kn);
+                }
+                if (same) {
                         clean = true;
                         j->c += kn + 2;
-                } else if (string(j, &k, &kn, &clean) < 0) {
-                        goto general;
+                } else {
+                        while (k < j->e && !str_stop[(unsigned char)*k])
+                                k++;
+                        if (k < j->e && *k == '"') {
+                                /* printable ASCII without escapes */
+                                kn = (size_t)(k - j->c - 1);
+                                k = j->c + 1;
+                                clean = true;
+                                j->c += kn + 2;
+                        } else if (string(j, &k, &kn, &clean) < 0) {
+                                goto general;
+                        }
                 }
                 if (at(j, ':') && j->c + 1 < j->e && (unsigned char)j->c[1] > ' ')
                         j->c++;
@@ -481,16 +498,33 @@ static int object_fast(struct jr *j)
                 if (++members > p->ent_cap)
                         goto general;
                 /* the same keys as the object before, in order: none twice */
-                if (p->dup_matching && p->dup_i < ref->n && ref->len[p->dup_i] == kn &&
-                    agent_bytes_eq(ref->bytes + ref->off[p->dup_i], k, kn))
+                if (same || (p->dup_matching && p->dup_i < ref->n && ref->len[p->dup_i] == kn &&
+                             agent_bytes_eq(ref->bytes + ref->off[p->dup_i], k, kn)))
                         p->dup_i++;
                 else if (agent_parse_dup_add(p, k, kn))
                         goto general;
                 if (c == KEY_TIME && !have_time) {
-                        tv = v;
+                        if (agent_parse_time(p, &v, &ts) < 0)
+                                goto general;
                         have_time = true;
+                        n_untimed = p->n;
                 } else if (c != KEY_METRIC_NAME) {
                         goto general;
+                } else if (v.kind == AGENT_PV_NUMBER && clean && topic_ok && kn - 1 < max_name &&
+                           p->n < max_readings && isfinite(v.d)) {
+                        /* the usual reading, staged as agent_parse_stage() would */
+                        struct agent_reading *rd = &p->rd[p->n++];
+
+                        rd->sensor = p->topic_sensor;
+                        rd->sensor_len = p->topic_sensor_len;
+                        rd->metric = k;
+                        rd->metric_len = kn;
+                        rd->ts_us = ts;
+                        rd->value = v.d;
+                        rd->value_null = false;
+                        rd->text = NULL;
+                        rd->text_len = 0;
+                        rd->decimals = v.decimals;
                 } else {
                         if (v.kind == AGENT_PV_NUMBER)
                                 x = v.d;
@@ -502,13 +536,13 @@ static int object_fast(struct jr *j)
                                 null = true, t = v.s;
                         else
                                 goto general;
-                        if (agent_parse_stage(p, NULL, 0, k, kn, AGENT_TS_NONE, x, null, t,
-                                              t ? v.len : 0,
+                        if (agent_parse_stage(p, NULL, 0, k, kn, ts, x, null, t, t ? v.len : 0,
                                               (clean ? AGENT_STAGE_METRIC_OK : 0) |
                                                       (t ? AGENT_STAGE_TEXT_UTF8 : 0)) < 0)
                                 goto general;
                         if (v.kind == AGENT_PV_NUMBER)
                                 p->rd[p->n - 1].decimals = v.decimals;
+                        topic_ok = p->topic_sensor_ok == 1; /* checked by the first reading */
                 }
                 /* ',' and the next key, or the end: without spaces, or the general way */
                 if (at(j, ',') && j->c + 1 < j->e && j->c[1] == '"') {
@@ -520,12 +554,8 @@ static int object_fast(struct jr *j)
                                 goto general;
                 }
         } while (r > 0);
-        if (have_time) {
-                if (agent_parse_time(p, &tv, &ts) < 0)
-                        goto general;
-                for (uint32_t i = n0; i < p->n; i++)
-                        p->rd[i].ts_us = ts;
-        }
+        for (uint32_t i = n0; i < n_untimed; i++)
+                p->rd[i].ts_us = ts;
         return 0;
 general:
         j->c = start;

@@ -390,6 +390,11 @@ static void dup_record(struct agent_parser *p, const char *key, size_t len)
                 return;
         }
         memcpy(k->bytes + k->used, key, len);
+        k->raw[k->n] = true;
+        for (size_t i = 0; i < len; i++)
+                if ((unsigned char)key[i] < 0x20 || (unsigned char)key[i] > 0x7e || key[i] == '"' ||
+                    key[i] == '\\')
+                        k->raw[k->n] = false;
         k->off[k->n] = (uint16_t)k->used;
         k->len[k->n++] = (uint8_t)len;
         k->used += (uint32_t)len;

@@ -75,8 +75,9 @@ static size_t entry_size(const struct agent_reading *rd, uint8_t eflags, size_t 
                (eflags & AGENT_RING_F_NULL ? 0 : 8) + rd->metric_len + tlen;
 }
 
-static inline void entry_put(uint8_t *p, const struct agent_reading *rd, uint8_t eflags,
-                             size_t tlen)
+/* Writes the entry at p; returns the byte after it. */
+static inline uint8_t *entry_put(uint8_t *p, const struct agent_reading *rd, uint8_t eflags,
+                                 size_t tlen)
 {
         uint16_t t16 = (uint16_t)tlen;
 
@@ -97,6 +98,7 @@ static inline void entry_put(uint8_t *p, const struct agent_reading *rd, uint8_t
         agent_bytes_copy(p, rd->metric, rd->metric_len);
         if (tlen)
                 memcpy(p + rd->metric_len, rd->text, tlen);
+        return p + rd->metric_len + tlen;
 }
 
 /* Zeroes the bytes from len up to the next multiple of 8. */
@@ -155,7 +157,8 @@ int ring_rec_check(const struct agent_ring *r, uint64_t pos, bool crc,
 }
 
 /* The reading's entry flags, or -errno for a reading the ring refuses. */
-static int entry_flags(const struct agent_reading *rd, uint8_t flags)
+static inline __attribute__((always_inline)) int entry_flags(const struct agent_reading *rd,
+                                                             uint8_t flags)
 {
         size_t tlen = rd->text ? rd->text_len : 0;
 
@@ -191,6 +194,94 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uin
 }
 #endif
 
+/* The record's checksum and the header's store, once its bytes are in place (§5). */
+static int commit(struct agent_ring *r, uint8_t *p, uint64_t len, uint64_t head, uint64_t pos,
+                  size_t n)
+{
+        struct ring_header *h = r->hdr;
+        uint64_t seq = h->next_seq;
+
+#if defined(__x86_64__)
+        if (r->crc_hw)
+                ((struct ring_rec *)p)->crc = crc_hw(r->seed, p + 8, len - 8);
+        else
+#endif
+                ((struct ring_rec *)p)->crc = agent_ring_crc32c(r->seed, p + 8, len - 8);
+        ring_store(r, &h->next_seq, seq + n);
+        ring_store(r, &h->head, pos + ring_align8(len));
+        if (r->sync == AGENT_RING_SYNC_ALWAYS) {
+                int e = agent_ring_sync(r);
+
+                if (e < 0) {
+                        /* not durable, so not accepted */
+                        ring_store(r, &h->head, head);
+                        ring_store(r, &h->next_seq, seq);
+                        return -EIO;
+                }
+        }
+        r->appended += n;
+        return 0;
+}
+
+/*
+ * The usual append: readings without texts, whose record fits before the end of the
+ * record space even at the largest size they could take, written in place as their
+ * entries are checked. 1 for the others (the caller works out the exact size first); a
+ * refused reading leaves a record of length 0 there, which never checks out.
+ */
+static int append_in_place(struct agent_ring *r, const struct agent_reading *rd,
+                           const uint8_t *flags, size_t n, int64_t arrival_us, uint64_t *ret_pos)
+{
+        uint64_t head = r->hdr->head, off = head % r->cap, bound, len;
+        size_t slen = rd[0].sensor_len;
+        struct ring_rec *rec;
+        int64_t ts = 0;
+        uint8_t *p, *q;
+        int f = 0, e;
+
+        /* without texts: entries of at most 18 bytes and a name */
+        if (slen - 1 >= AGENT_RING_NAME_MAX)
+                return 1;
+        bound = ring_align8(RING_REC_HDR + slen + n * (18 + AGENT_RING_NAME_MAX));
+        if (bound > r->cap - off || head + bound - ring_min_cursor(r) > r->cap ||
+            head + bound > RING_POS_MAX)
+                return 1;
+        p = r->data + off;
+        rec = (struct ring_rec *)p;
+        *rec = (struct ring_rec){.pos = head,
+                                 .seq = r->hdr->next_seq,
+                                 .arrival_us = arrival_us,
+                                 .sensor_len = (uint8_t)slen};
+        agent_bytes_copy(p + RING_REC_HDR, rd[0].sensor, slen);
+        q = p + RING_REC_HDR + slen;
+        for (size_t i = 0; i < n; i++) {
+                if (rd[i].text)
+                        return 1; /* for the exact path; rec->length is still 0 */
+                f = entry_flags(&rd[i], flags ? flags[i] : 0);
+                if (f < 0)
+                        break;
+                if (rd[i].sensor_len != slen ||
+                    (rd[i].sensor != rd[0].sensor &&
+                     !agent_bytes_eq(rd[i].sensor, rd[0].sensor, slen))) {
+                        f = -EINVAL;
+                        break;
+                }
+                if (i > 0 && rd[i].ts_us == ts)
+                        f |= RING_E_TS_SAME;
+                ts = rd[i].ts_us;
+                q = entry_put(q, &rd[i], (uint8_t)f, 0);
+        }
+        if (f < 0)
+                return f; /* rec->length is still 0 */
+        len = (uint64_t)(q - p);
+        rec->length = (uint32_t)len;
+        pad8(p, len);
+        e = commit(r, p, len, head, head, n);
+        if (e == 0 && ret_pos)
+                *ret_pos = head;
+        return e;
+}
+
 int agent_ring_append_group(struct agent_ring *r, const struct agent_reading *rd,
                             const uint8_t *flags, size_t n, int64_t arrival_us, uint64_t *ret_pos)
 {
@@ -202,9 +293,13 @@ int agent_ring_append_group(struct agent_ring *r, const struct agent_reading *rd
         struct ring_rec *rec;
         int64_t ts = 0;
         uint8_t *p, *q;
+        int e;
 
         if (n == 0 || n > AGENT_RING_GROUP_MAX)
                 return -EINVAL;
+        e = append_in_place(r, rd, flags, n, arrival_us, ret_pos);
+        if (e <= 0)
+                return e;
         len = RING_REC_HDR + slen;
         for (size_t i = 0; i < n; i++) {
                 int f = entry_flags(&rd[i], flags ? flags[i] : 0);
@@ -251,28 +346,10 @@ int agent_ring_append_group(struct agent_ring *r, const struct agent_reading *rd
                 q += es[i];
         }
         pad8(p, len);
-#if defined(__x86_64__)
-        if (r->crc_hw)
-                rec->crc = crc_hw(r->seed, p + 8, len - 8);
-        else
-#endif
-                rec->crc = agent_ring_crc32c(r->seed, p + 8, len - 8);
-        ring_store(r, &h->next_seq, seq + n);
-        ring_store(r, &h->head, pos + ring_align8(len));
-        if (r->sync == AGENT_RING_SYNC_ALWAYS) {
-                int e = agent_ring_sync(r);
-
-                if (e < 0) {
-                        /* not durable, so not accepted */
-                        ring_store(r, &h->head, head);
-                        ring_store(r, &h->next_seq, seq);
-                        return -EIO;
-                }
-        }
-        r->appended += n;
-        if (ret_pos)
+        e = commit(r, p, len, head, pos, n);
+        if (e == 0 && ret_pos)
                 *ret_pos = pos;
-        return 0;
+        return e;
 }
 
 int agent_ring_append(struct agent_ring *r, const struct agent_reading *rd, uint8_t flags,

@@ -238,16 +238,15 @@ static struct slot *slot_get(struct agent_window *w, int64_t k, bool create)
         return fresh;
 }
 
-static uint32_t cell_get(struct agent_window *w, uint32_t si, int64_t k, uint64_t pos)
+/* A new cell of series si for window k; NIL when none is left. */
+static __attribute__((noinline)) uint32_t cell_new(struct agent_window *w, uint32_t si, int64_t k,
+                                                   uint64_t pos)
 {
         struct agent_series *s = &w->reg->series[si];
         struct slot *sl;
         struct cell *c;
         uint32_t ci;
 
-        for (ci = s->cells; ci != NIL; ci = w->cells[ci].next)
-                if (w->cells[ci].k == k)
-                        return ci;
         if (w->free_cells == NIL && w->cells_hw == w->o.max_windows)
                 return NIL;
         sl = slot_get(w, k, true);
@@ -276,6 +275,14 @@ static uint32_t cell_get(struct agent_window *w, uint32_t si, int64_t k, uint64_
         return ci;
 }
 
+static inline uint32_t cell_get(struct agent_window *w, uint32_t si, int64_t k, uint64_t pos)
+{
+        for (uint32_t ci = w->reg->series[si].cells; ci != NIL; ci = w->cells[ci].next)
+                if (w->cells[ci].k == k)
+                        return ci;
+        return cell_new(w, si, k, pos);
+}
+
 /* Back to the free list; the caller fixes the slot's list. */
 static void cell_release(struct agent_window *w, uint32_t ci)
 {
@@ -291,7 +298,7 @@ static void cell_release(struct agent_window *w, uint32_t ci)
         w->open--;
 }
 
-static void cell_add(struct cell *c, double v, int64_t ts)
+static inline __attribute__((always_inline)) void cell_add(struct cell *c, double v, int64_t ts)
 {
         double t = c->sum + v;
 

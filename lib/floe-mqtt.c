@@ -8,12 +8,16 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "floe-alloc.h"
 #include "floe-log.h"
 
 #define MISC_INTERVAL_US   1000000ULL
+#define READ_BURST         64 /* packets read per wakeup at most, so timers get their turn */
+#define READ_BUFFER        65536
 #define CONNECT_TIMEOUT_US UINT64_C(30000000)
 
 enum state {
@@ -42,6 +46,51 @@ struct floe_mqtt {
 };
 
 static int lib_refs;
+
+/* The connection being read through floe_mqtt_read() (one at a time: only on_io arms it),
+ * and the bytes taken from its socket that libmosquitto has not asked for yet. */
+static struct {
+        struct floe_mqtt *m;
+        int fd;
+        size_t off, len;
+        uint8_t buf[READ_BUFFER];
+} rb = {.fd = -1};
+
+static void rb_disarm(void)
+{
+        rb.m = NULL;
+        rb.fd = -1;
+        rb.off = rb.len = 0;
+}
+
+ssize_t floe_mqtt_read(int fd, void *buf, size_t n)
+{
+        size_t k;
+
+        if (fd != rb.fd || !rb.m)
+                return syscall(SYS_read, fd, buf, n);
+        if (rb.m->state != ST_CONNECTED) {
+                /* the connection went away under a callback: the descriptor may be another
+                 * socket's by now */
+                rb_disarm();
+                return syscall(SYS_read, fd, buf, n);
+        }
+        if (rb.off == rb.len) {
+                long got;
+
+                if (n >= sizeof(rb.buf))
+                        return syscall(SYS_read, fd, buf, n);
+                got = syscall(SYS_read, fd, rb.buf, sizeof(rb.buf));
+                if (got <= 0)
+                        return got;
+                rb.off = 0;
+                rb.len = (size_t)got;
+        }
+        k = rb.len - rb.off < n ? rb.len - rb.off : n;
+        memcpy(buf, rb.buf + rb.off, k);
+        rb.off += k;
+        return (ssize_t)k;
+}
 
 uint64_t floe_backoff_us(uint64_t min_us, uint64_t max_us, unsigned attempt, uint64_t random)
 {
@@ -109,8 +158,28 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *ud)
 
         (void)s;
         (void)fd;
-        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))
-                rc = mosquitto_loop_read(m->mosq, 1);
+        /* libmosquitto reads one QoS 0 packet per call: under load, read on until the socket
+         * runs dry (it then returns with errno EAGAIN) instead of a trip through epoll per
+         * packet. Bytes in the read buffer are not the kernel's: epoll would not report them,
+         * so they are all taken before returning. */
+        if (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                if (m->o.buffered_reads && !m->o.ca_file && m->state == ST_CONNECTED) {
+                        rb.m = m;
+                        rb.fd = mosquitto_socket(m->mosq);
+                }
+                /* each call takes at least a byte of a non-empty buffer */
+                for (int i = 1; i <= READ_BURST + READ_BUFFER; i++) {
+                        errno = 0;
+                        rc = mosquitto_loop_read(m->mosq, 1);
+                        if (rc != MOSQ_ERR_SUCCESS || m->state != ST_CONNECTED)
+                                break;
+                        if (rb.m == m && rb.off < rb.len)
+                                continue;
+                        if (errno == EAGAIN || errno == EWOULDBLOCK || i >= READ_BURST)
+                                break;
+                }
+                rb_disarm();
+        }
         if (rc == MOSQ_ERR_SUCCESS && (revents & EPOLLOUT))
                 rc = mosquitto_loop_write(m->mosq, 1);
         /* A refused or reset connect during the TLS handshake: libmosquitto 2.0 takes
@@ -364,6 +433,8 @@ struct floe_mqtt *floe_mqtt_free(struct floe_mqtt *m)
 {
         if (!m)
                 return NULL;
+        if (rb.m == m)
+                rb_disarm();
         io_drop(m);
         m->misc = sd_event_source_disable_unref(m->misc);
         m->retry = sd_event_source_disable_unref(m->retry);

@@ -14,6 +14,7 @@
 #include <mosquitto.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <systemd/sd-event.h>
 
 struct floe_mqtt_opts {
@@ -39,6 +40,8 @@ struct floe_mqtt_opts {
          * drops packets instead of refusing: a firewall, an address of the name that does
          * not answer); 0: 30 s. */
         uint64_t connect_timeout_us;
+        /* Plain connections: read the socket through floe_mqtt_read()'s buffer. */
+        bool buffered_reads;
 };
 
 struct floe_mqtt_callbacks {
@@ -58,6 +61,15 @@ struct floe_mqtt_callbacks {
 };
 
 struct floe_mqtt;
+
+/*
+ * libmosquitto reads each packet with three or four read() calls (type, length, the rest).
+ * A program that defines read() as a call of this function lets a connection with
+ * buffered_reads take its packets from one buffer, refilled by one system call for many
+ * packets; every other read() goes to the kernel unchanged. Without such a definition,
+ * buffered_reads does nothing.
+ */
+ssize_t floe_mqtt_read(int fd, void *buf, size_t n);
 
 int floe_mqtt_new(sd_event *e, const struct floe_mqtt_opts *o, const struct floe_mqtt_callbacks *cb,
                   void *ud, struct floe_mqtt **ret);

@@ -116,6 +116,47 @@ static void test_groups(void **state)
         agent_ring_close(r);
 }
 
+/* A group refused for one of its readings leaves nothing a reopen would take as a
+ * record, even though its first entries were written in place before the bad one. */
+static void test_group_refused_in_place(void **state)
+{
+        struct fixture *f = *state;
+        struct agent_ring *r = ring_open(f->path, 64 << 10, AGENT_RING_SYNC_NONE, NULL);
+        struct agent_reading rd[5];
+        struct agent_ring_recovery rec;
+        struct agent_ring_iter it;
+        struct agent_ring_entry e;
+        uint64_t pos, head;
+
+        for (int i = 0; i < 5; i++)
+                rd[i] = grp_reading(i, 1000);
+        assert_int_equal(agent_ring_append_group(r, rd, NULL, 5, 7, &pos), 0);
+        head = agent_ring_head(r);
+        rd[4].value = INFINITY;
+        assert_int_equal(agent_ring_append_group(r, rd, NULL, 5, 8, &pos), -EDOM);
+        rd[4] = grp_reading(4, 1000);
+        rd[3].metric_len = 0;
+        assert_int_equal(agent_ring_append_group(r, rd, NULL, 5, 8, &pos), -EINVAL);
+        assert_int_equal(agent_ring_head(r), head);
+        agent_ring_close(r);
+
+        r = ring_open(f->path, 64 << 10, AGENT_RING_SYNC_NONE, &rec);
+        assert_int_equal(rec.records, 5);
+        assert_int_equal(rec.rolled_forward, 0);
+        assert_int_equal(agent_ring_head(r), head);
+        rd[3] = grp_reading(3, 1000);
+        assert_int_equal(agent_ring_append_group(r, rd, NULL, 5, 9, &pos), 0);
+        assert_int_equal(pos, head);
+        agent_ring_iter_init(r, 0, &it);
+        for (int n = 0; n < 10; n++) {
+                assert_int_equal(agent_ring_iter_next(&it, &e), 0);
+                assert_int_equal(e.seq, n);
+                assert_int_equal(e.arrival_us, n < 5 ? 7 : 9);
+        }
+        assert_int_equal(agent_ring_iter_next(&it, &e), -ENOENT);
+        agent_ring_close(r);
+}
+
 /* A record torn by power loss takes all of its readings with it. */
 static void test_group_torn(void **state)
 {
@@ -339,6 +380,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_groups, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_group_refused_in_place, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_group_torn, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_migrate_v1, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_migrate_v1_too_full, setup, teardown),
