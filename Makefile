@@ -38,7 +38,11 @@ LAKE_DIRS = uploader/parquet uploader/iceberg uploader/catalog uploader/store
 MOD_INCLUDES = -Ilib -Iagent -Iboard -Icerts -Iuploader $(LAKE_DIRS:%=-I%)
 # The build named in files floe writes (Parquet created_by): git describe, or the caller's.
 FLOE_BUILD := $(or $(FLOE_BUILD),$(shell git describe --always --dirty 2>/dev/null),unknown)
-FLOE_CPPFLAGS = -D_GNU_SOURCE $(MOD_INCLUDES) -DFLOE_BUILD='"$(FLOE_BUILD)"' -MMD -MP
+# Its date (the agent's floor of plausible reading times): SOURCE_DATE_EPOCH (dpkg-buildpackage
+# sets it from the changelog), else the commit's, else now.
+FLOE_BUILD_EPOCH := $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct 2>/dev/null),$(shell date +%s))
+FLOE_CPPFLAGS = -D_GNU_SOURCE $(MOD_INCLUDES) -DFLOE_BUILD='"$(FLOE_BUILD)"' \
+	-DFLOE_BUILD_EPOCH=$(FLOE_BUILD_EPOCH) -MMD -MP
 FLOE_CFLAGS = -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	-Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral -fno-strict-aliasing \
 	$(SAN_FLAGS) $(PKG_CFLAGS)

@@ -12,10 +12,7 @@
 #include "enroll-client.h"
 #include "floe-log.h"
 #include "floe-mqtt.h"
-
-#ifndef FLOE_VERSION
-#define FLOE_VERSION "0.1.0"
-#endif
+#include "floe-version.h"
 
 /* libmosquitto reads each packet of the local broker with three or four read() calls:
  * this definition, which the process's libraries call instead of libc's, serves them from

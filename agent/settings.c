@@ -6,7 +6,6 @@
 #include <openssl/x509.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "board.h"
@@ -198,27 +197,8 @@ static int derive_paths(const struct floe_config *cfg, struct agent_settings *s,
 }
 
 /* The uplink's TLS files are checked now, not at the first connect (or at the reconnect a
- * SIGHUP asks for): they exist and the certificate is one. A file this user may not read
- * (`floe-agent status` run by an operator) is left to the daemon's user. */
-static int check_regular(const struct floe_config *cfg, const char *section, const char *key,
-                         const char *path, struct floe_config_error *err)
-{
-        struct stat st;
-        int r;
-
-        if (stat(path, &st) < 0) {
-                if (errno == EACCES)
-                        return 0;
-                r = -errno;
-                return floe_config_key_error(cfg, section, key, r, err, "%s: %s", path,
-                                             strerror(-r));
-        }
-        if (!S_ISREG(st.st_mode))
-                return floe_config_key_error(cfg, section, key, -EINVAL, err,
-                                             "%s: not a regular file", path);
-        return 0;
-}
-
+ * SIGHUP asks for): they exist and the certificate is one (floe_config_check_file leaves a file
+ * this user may not read, `floe-agent status` run by an operator, to the daemon's user). */
 /* No usable device certificate yet: what [enroll] needs to make one. */
 static int check_enroll_files(const struct floe_config *cfg, const struct agent_settings *s,
                               struct floe_config_error *err)
@@ -226,10 +206,10 @@ static int check_enroll_files(const struct floe_config *cfg, const struct agent_
         char cn[80];
         int r;
 
-        r = check_regular(cfg, "enroll", "claim_cert", s->claim_cert, err);
-        r = r ?: check_regular(cfg, "enroll", "claim_key", s->claim_key, err);
+        r = floe_config_check_file(cfg, "enroll", "claim_cert", s->claim_cert, err);
+        r = r ?: floe_config_check_file(cfg, "enroll", "claim_key", s->claim_key, err);
         if (r == 0 && *s->enroll_token_file)
-                r = check_regular(cfg, "enroll", "token_file", s->enroll_token_file, err);
+                r = floe_config_check_file(cfg, "enroll", "token_file", s->enroll_token_file, err);
         if (r < 0)
                 return r;
         r = agent_cert_cn(s->claim_cert, cn, sizeof(cn));
@@ -254,7 +234,7 @@ static int check_tls_files(const struct floe_config *cfg, struct agent_settings 
         int r;
 
         for (size_t i = 0; i < 3; i++) {
-                r = check_regular(cfg, "uplink", keys[i], paths[i], err);
+                r = floe_config_check_file(cfg, "uplink", keys[i], paths[i], err);
                 if (r == -ENOENT && i > 0 && can_enroll) {
                         s->cert_missing = true;
                         continue;
@@ -263,7 +243,7 @@ static int check_tls_files(const struct floe_config *cfg, struct agent_settings 
                         return r;
         }
         if (s->enroll_enabled && strcmp(s->enroll_ca_file, s->ca_file) != 0) {
-                r = check_regular(cfg, "enroll", "ca_file", s->enroll_ca_file, err);
+                r = floe_config_check_file(cfg, "enroll", "ca_file", s->enroll_ca_file, err);
                 if (r < 0)
                         return r;
         }

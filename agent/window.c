@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "floe-alloc.h"
+#include "floe-version.h"
 #include "ring.h"
 #include "series.h"
 
@@ -84,33 +85,12 @@ static int64_t k_end(const struct agent_window *w, int64_t k)
         return sat_add(k_start(w, k), w->o.window_us);
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-        int64_t era;
-        unsigned yoe, doy, doe;
-
-        y -= m <= 2;
-        era = (y >= 0 ? y : y - 399) / 400;
-        yoe = (unsigned)(y - era * 400);
-        doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-        doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        return era * 146097 + (int64_t)doe - 719468;
-}
-
+/* The midnight (UTC) a day before the build's date: readings before it are implausible. */
 int64_t agent_window_build_floor_us(void)
 {
-        static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
-        const char *date = __DATE__; /* "Mmm dd yyyy", day space-padded */
-        const char *m = strstr(months, (char[4]){date[0], date[1], date[2], 0});
-        unsigned day = (unsigned)((date[4] == ' ' ? 0 : date[4] - '0') * 10 + date[5] - '0');
-        int64_t year = (date[7] - '0') * 1000 + (date[8] - '0') * 100 + (date[9] - '0') * 10 +
-                       (date[10] - '0');
+        int64_t day = (int64_t)FLOE_BUILD_EPOCH / 86400;
 
-        if (!m)
-                return 0;
-        return (days_from_civil(year, (unsigned)((m - months) / 3 + 1), day) - 1) * 86400 *
-               US_PER_S;
+        return day > 0 ? (day - 1) * 86400 * US_PER_S : 0;
 }
 
 void agent_window_opts_default(struct agent_window_opts *ret)

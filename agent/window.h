@@ -30,7 +30,8 @@ struct agent_window_opts {
         int64_t window_us;     /* L: whole seconds, 1 s .. 2^32-1 s; default 60 s */
         int64_t grace_us;      /* default 5 s */
         int64_t max_future_us; /* ts beyond arrival + this is implausible; default 10 min */
-        int64_t floor_us;      /* ts before this is implausible; default the build date */
+        int64_t floor_us;      /* ts before this is implausible; default the day before the
+                                  build's date (FLOE_BUILD_EPOCH) */
         uint32_t max_series;   /* default 65536 */
         uint32_t max_windows;  /* open (series, window) pairs; default 2 * max_series */
         uint64_t name_bytes;   /* sensor + metric bytes of all series; default 64 per series */
