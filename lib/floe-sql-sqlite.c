@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "floe-alloc.h"
@@ -58,6 +59,25 @@ static void db_close(struct floe_sql *db)
         floe_free(db);
 }
 
+/* Switching a new database to WAL takes an exclusive lock, and SQLite answers SQLITE_BUSY at
+ * once, without the busy handler, to connections opening it meanwhile (processes starting
+ * together on an empty catalog): they wait and try again, up to the busy timeout. */
+static int set_pragmas(sqlite3 *db)
+{
+        static const char pragmas[] = "PRAGMA journal_mode = WAL;"
+                                      "PRAGMA synchronous = FULL;"
+                                      "PRAGMA foreign_keys = ON;";
+        const struct timespec step = {0, 10 * 1000000};
+        int rc;
+
+        for (int waited_ms = 0;; waited_ms += 10) {
+                rc = sqlite3_exec(db, pragmas, NULL, NULL, NULL);
+                if ((rc & 0xff) != SQLITE_BUSY || waited_ms >= BUSY_TIMEOUT_MS)
+                        return rc;
+                nanosleep(&step, NULL);
+        }
+}
+
 static int db_open(const char *location, char *why, size_t why_size, struct floe_sql **ret)
 {
         struct floe_sql *db;
@@ -82,11 +102,7 @@ static int db_open(const char *location, char *why, size_t why_size, struct floe
         if (rc == SQLITE_OK) {
                 sqlite3_extended_result_codes(db->db, 1);
                 sqlite3_busy_timeout(db->db, BUSY_TIMEOUT_MS);
-                rc = sqlite3_exec(db->db,
-                                  "PRAGMA journal_mode = WAL;"
-                                  "PRAGMA synchronous = FULL;"
-                                  "PRAGMA foreign_keys = ON;",
-                                  NULL, NULL, NULL);
+                rc = set_pragmas(db->db);
         }
         if (rc != SQLITE_OK) {
                 r = set_error(db, rc);
