@@ -39,6 +39,7 @@ import pytest
 
 from conftest import Mosquitto, free_port, run, terminate
 from test_floe_ca import FloeBroker
+from uploader_run import ledger_streams
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGING = ROOT / "packaging" / "debian"
@@ -487,23 +488,6 @@ def live_tables(installed, site):
     return out
 
 
-def ledger(catalog):
-    """{(identity, epoch): committed seqs} from the uploader's ledger (floe_ledger)."""
-    import sqlite3
-    from contextlib import closing
-
-    with closing(sqlite3.connect(catalog)) as db:
-        rows = db.execute("SELECT identity, epoch, hwm, above FROM floe_ledger").fetchall()
-    out = {}
-    for identity, epoch, hwm, above in rows:
-        seqs = set(range(1, int(hwm) + 1))
-        for part in filter(None, str(above).split(",")):
-            lo, _, hi = part.partition("-")
-            seqs.update(range(int(lo), int(hi or lo) + 1))
-        out[(identity, int(epoch) % (1 << 64))] = seqs
-    return out
-
-
 PER_IDENTITY = ("SELECT tenant || '.' || device AS identity, count(*) AS n, "
                 "count(*) FILTER (WHERE sensor = 'probe') AS probes "
                 "FROM events GROUP BY ALL ORDER BY ALL")
@@ -616,6 +600,6 @@ SELECT
         for r in rows:
             key = (r["identity"], int(r["epoch"]) % (1 << 64))
             batches.setdefault(key, set()).add(int(r["seq"]))
-    committed = {k: v for k, v in ledger(site.catalog).items() if k[0] in agents}
+    committed = {k: v for k, v in ledger_streams(str(site.catalog)).items() if k[0] in agents}
     assert committed, "nothing in the uploader's ledger"
     assert batches == committed, f"tables {batches} != ledger {committed}"
