@@ -11,7 +11,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <jansson.h>
+#include "bench-json.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -384,12 +384,10 @@ static void rmtree_outbox(const char *dir)
                 fprintf(stderr, "bench-agent: could not remove %s\n", dir);
 }
 
-/* The figures as JSON in $FLOE_BENCH_JSON/bench-agent.json, when that is set. */
+/* The figures as JSON (bench-json.h). */
 static void write_json(const struct result *res, int rounds)
 {
-        const char *dir = getenv("FLOE_BENCH_JSON");
         json_t *formats = json_array(), *o;
-        char path[4096];
 
         for (int f = 0; f < F_MAX; f++)
                 if (res[f].readings)
@@ -408,10 +406,8 @@ static void write_json(const struct result *res, int rounds)
         o = json_pack("{s:s, s:i, s:i, s:i, s:i, s:o}", "bench", "bench-agent", "seconds_of_data",
                       SECONDS, "sensors", PROFILE_SENSORS, "metrics", PROFILE_METRICS, "rounds",
                       rounds, "formats", formats);
-        snprintf(path, sizeof(path), "%s/bench-agent.json", dir ? dir : "");
-        if (!o || (dir && *dir && json_dump_file(o, path, JSON_INDENT(1)) < 0))
-                die(path, -EIO);
-        json_decref(o);
+        if (bench_json_write("bench-agent", o) < 0)
+                exit(1);
 }
 
 int main(void)

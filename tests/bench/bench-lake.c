@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 #include <inttypes.h>
-#include <jansson.h>
+#include "bench-json.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,18 +304,6 @@ static json_t *mode_json(struct table *t, bool durable, size_t n)
                          tables);
 }
 
-/* The figures as JSON in $FLOE_BENCH_JSON/bench-lake.json, when that is set. */
-static void write_json(json_t *o)
-{
-        const char *dir = getenv("FLOE_BENCH_JSON");
-        char path[4096];
-
-        snprintf(path, sizeof(path), "%s/bench-lake.json", dir ? dir : "");
-        if (!o || (dir && *dir && json_dump_file(o, path, JSON_INDENT(1)) < 0))
-                die(path, -EIO);
-        json_decref(o);
-}
-
 int main(void)
 {
         static uint8_t no_text[ROWS];
@@ -378,10 +366,11 @@ int main(void)
                        t[i].files, t[i].manifests);
         }
         printf("\n");
-        write_json(json_pack("{s:s, s:i, s:i, s:i, s:o, s:o}", "bench", "bench-lake", "rows", ROWS,
-                             "warmup_appends", WARMUP, "retain_last", 100, "modes", modes,
-                             "last_snapshot_manifests", manifests));
         free(rows);
         free(t);
-        return 0;
+        return bench_json_write("bench-lake",
+                                json_pack("{s:s, s:i, s:i, s:i, s:o, s:o}", "bench", "bench-lake",
+                                          "rows", ROWS, "warmup_appends", WARMUP, "retain_last",
+                                          100, "modes", modes, "last_snapshot_manifests",
+                                          manifests)) < 0;
 }

@@ -11,7 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
+#include "bench-json.h"
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -222,22 +222,6 @@ static json_t *floe_json(int level, double seconds, size_t bytes)
                          (double)bytes / ROWS);
 }
 
-/* The figures as JSON in $FLOE_BENCH_JSON/bench-parquet.json, when that is set. */
-static int write_json(json_t *o)
-{
-        const char *dir = getenv("FLOE_BENCH_JSON");
-        char path[4096];
-        int r = o ? 0 : -ENOMEM;
-
-        snprintf(path, sizeof(path), "%s/bench-parquet.json", dir ? dir : "");
-        if (o && dir && *dir && json_dump_file(o, path, JSON_INDENT(1)) < 0)
-                r = -EIO;
-        if (r < 0)
-                fprintf(stderr, "bench-parquet: cannot write %s\n", path);
-        json_decref(o);
-        return r;
-}
-
 int main(void)
 {
         static struct rows rows;
@@ -312,7 +296,7 @@ int main(void)
                 }
         }
         json_object_set_new(js, "floe", floe_json(3, t, bytes));
-        if (write_json(js) < 0)
+        if (bench_json_write("bench-parquet", js) < 0)
                 r = -EIO;
         unlink(in);
         unlink(out);

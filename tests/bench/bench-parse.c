@@ -6,7 +6,7 @@
  * Times are thread CPU time; each figure is the best of several rounds.
  * With FLOE_BENCH_JSON=DIR the figures also go to DIR/bench-parse.json.
  */
-#include <jansson.h>
+#include "bench-json.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,22 +113,6 @@ static int sink(void *userdata, const struct agent_reading *r)
         return 0;
 }
 
-/* The figures as JSON in $FLOE_BENCH_JSON/bench-parse.json, when that is set. */
-static int write_json(json_t *o)
-{
-        const char *dir = getenv("FLOE_BENCH_JSON");
-        char path[4096];
-        int r = o ? 0 : -1;
-
-        snprintf(path, sizeof(path), "%s/bench-parse.json", dir ? dir : "");
-        if (o && dir && *dir && json_dump_file(o, path, JSON_INDENT(1)) < 0)
-                r = -1;
-        if (r < 0)
-                fprintf(stderr, "bench-parse: cannot write %s\n", path);
-        json_decref(o);
-        return r;
-}
-
 int main(void)
 {
         struct payload pl[3] = {{0}};
@@ -180,8 +164,8 @@ int main(void)
                "sums values (checksum %.0f).\n",
                ROUNDS, check > 0 ? 1.0 : 0.0);
         agent_parser_free(p);
-        return write_json(json_pack("{s:s, s:i, s:o}", "bench", "bench-parse", "rounds", ROUNDS,
-                                    "payloads", rows)) < 0
+        return bench_json_write("bench-parse", json_pack("{s:s, s:i, s:o}", "bench", "bench-parse",
+                                                         "rounds", ROUNDS, "payloads", rows)) < 0
                        ? 1
                        : 0;
 }

@@ -8,7 +8,7 @@
  * DIR/bench-wire.json (scripts/run-bench, scripts/perf-report).
  */
 #include <errno.h>
-#include <jansson.h>
+#include "bench-json.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,20 +250,6 @@ static json_t *row_json(const char *label, const struct result *r, double events
                          "decode_events_per_s", events / r->dec_s);
 }
 
-/* The figures as JSON in $FLOE_BENCH_JSON/bench-wire.json, when that is set. */
-static void write_json(json_t *o)
-{
-        const char *dir = getenv("FLOE_BENCH_JSON");
-        char path[4096];
-
-        if (!o)
-                die("json", -ENOMEM);
-        snprintf(path, sizeof(path), "%s/bench-wire.json", dir ? dir : "");
-        if (dir && *dir && json_dump_file(o, path, JSON_INDENT(1)) < 0)
-                die(path, -EIO);
-        json_decref(o);
-}
-
 int main(void)
 {
         size_t total = (size_t)SECONDS * PROFILE_SENSORS * PROFILE_METRICS;
@@ -308,18 +294,24 @@ int main(void)
                "events/s\n",
                (double)total / append_s / 1e6);
         printf("NDJSON encode = format rows; NDJSON decode = parse rows into a batch (jansson).\n");
-        write_json(json_pack(
-                "{s:s, s:I, s:i, s:i, s:I, s:i, s:{s:o, s:o, s:o, s:o, s:o, s:o, s:o}, s:f}",
-                "bench", "bench-wire", "events", (json_int_t)total, "sensors", PROFILE_SENSORS,
-                "metrics", PROFILE_METRICS, "batch_events", (json_int_t)sets[0].events / sets[0].n,
-                "zstd_level", FLOE_WIRE_LEVEL_DEFAULT, "formats", "ndjson",
-                row_json("NDJSON", &ndjson, (double)total), "ndjson_zstd3",
-                row_json("NDJSON + zstd (level 3)", &ndjson_zst, (double)total), "wire",
-                row_json("floe wire", &wire[0], (double)total), "wire_zstd3",
-                row_json("floe wire, zstd level 3", &wire3, (double)total), "wire_1s",
-                row_json("floe wire, 1 s batches", &wire[1], (double)total), "wire_2_5s",
-                row_json("floe wire, 2.5 s batches", &wire[3], (double)total), "wire_30s",
-                row_json("floe wire, 30 s batches", &wire[2], (double)total), "append_events_per_s",
-                (double)total / append_s));
-        return 0;
+        return bench_json_write(
+                       "bench-wire",
+                       json_pack("{s:s, s:I, s:i, s:i, s:I, s:i, s:{s:o, s:o, s:o, s:o, s:o, s:o, "
+                                 "s:o}, s:f}",
+                                 "bench", "bench-wire", "events", (json_int_t)total, "sensors",
+                                 PROFILE_SENSORS, "metrics", PROFILE_METRICS, "batch_events",
+                                 (json_int_t)sets[0].events / sets[0].n, "zstd_level",
+                                 FLOE_WIRE_LEVEL_DEFAULT, "formats", "ndjson",
+                                 row_json("NDJSON", &ndjson, (double)total), "ndjson_zstd3",
+                                 row_json("NDJSON + zstd (level 3)", &ndjson_zst, (double)total),
+                                 "wire", row_json("floe wire", &wire[0], (double)total),
+                                 "wire_zstd3",
+                                 row_json("floe wire, zstd level 3", &wire3, (double)total),
+                                 "wire_1s",
+                                 row_json("floe wire, 1 s batches", &wire[1], (double)total),
+                                 "wire_2_5s",
+                                 row_json("floe wire, 2.5 s batches", &wire[3], (double)total),
+                                 "wire_30s",
+                                 row_json("floe wire, 30 s batches", &wire[2], (double)total),
+                                 "append_events_per_s", (double)total / append_s)) < 0;
 }
